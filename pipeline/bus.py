@@ -1,0 +1,275 @@
+"""Publisher and subscriber wrappers over pyzmq, and the bus proxy.
+
+Topology: every node's PUB connects to the proxy's XSUB (``internal_pub``);
+the proxy's XPUB binds both ``internal_sub`` (nodes) and ``public`` (any
+client, any language). A subscriber filters by topic prefix.
+
+Delivery policy is applied on the subscriber side, per topic, from the topic
+registry: a receiver thread drains the socket continuously, keeps only the
+newest unread message of a LATEST topic and queues every message of a QUEUED
+topic. The same thread records freshness (arrival times) per topic.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import zmq
+
+from pipeline.clock import now_ns
+from pipeline.messages import Message
+from pipeline.topics import TOPICS, Policy, get_topic
+from pipeline.wire import WireError, decode, encode
+
+DEFAULT_PUBLIC = "tcp://127.0.0.1:5560"
+DEFAULT_HWM = 100
+RATE_WINDOW_S = 2.0
+
+
+@dataclass(frozen=True)
+class BusEndpoints:
+    """Where publishers connect (``internal_pub``) and subscribers connect."""
+
+    internal_pub: str
+    internal_sub: str
+    public: str = DEFAULT_PUBLIC
+
+    @classmethod
+    def in_dir(cls, run_dir: str, public: str = DEFAULT_PUBLIC) -> "BusEndpoints":
+        return cls(f"ipc://{run_dir}/pub.sock", f"ipc://{run_dir}/sub.sock", public)
+
+
+def run_proxy(endpoints: BusEndpoints, hwm: int = DEFAULT_HWM, context: zmq.Context | None = None) -> None:
+    """Forward every message from publishers to subscribers; blocks until interrupted."""
+    ctx = context or zmq.Context.instance()
+    xsub = ctx.socket(zmq.XSUB)
+    xpub = ctx.socket(zmq.XPUB)
+    try:
+        xsub.setsockopt(zmq.RCVHWM, hwm)
+        xpub.setsockopt(zmq.SNDHWM, hwm)
+        xsub.bind(endpoints.internal_pub)
+        xpub.bind(endpoints.internal_sub)
+        xpub.bind(endpoints.public)
+        zmq.proxy(xsub, xpub)
+    finally:
+        xsub.close(linger=0)
+        xpub.close(linger=0)
+
+
+class Publisher:
+    """Sends registered topics; fills ``seq`` (per topic), ``t_publish`` and ``source``."""
+
+    def __init__(self, endpoint: str, source: str, *, bind: bool = False,
+                 hwm: int = DEFAULT_HWM, context: zmq.Context | None = None) -> None:
+        self.source = source
+        self._socket = (context or zmq.Context.instance()).socket(zmq.PUB)
+        self._socket.setsockopt(zmq.SNDHWM, hwm)
+        self._socket.setsockopt(zmq.LINGER, 500)
+        (self._socket.bind if bind else self._socket.connect)(endpoint)
+        self._seq: dict[str, itertools.count] = {}
+        self.sent: collections.Counter[str] = collections.Counter()
+
+    def send(self, topic: str, msg: Message) -> None:
+        spec = get_topic(topic)
+        if not isinstance(msg, spec.msg_type):
+            raise TypeError(f"{topic} carries {spec.msg_type.__name__}, not {type(msg).__name__}")
+        msg.seq = next(self._seq.setdefault(topic, itertools.count()))
+        msg.source = self.source
+        msg.t_publish = now_ns()
+        self._socket.send_multipart(encode(topic, msg), copy=False)
+        self.sent[topic] += 1
+
+    def send_raw(self, frames: list[Any]) -> None:
+        """Forward already-encoded frames (replay, fault injection)."""
+        self._socket.send_multipart(frames, copy=False)
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+@dataclass
+class TopicFreshness:
+    """What a subscriber knows about one topic, measured from arrivals."""
+
+    topic: str
+    updated: bool  # a message arrived since the previous freshness() call
+    alive: bool    # last arrival within 3 nominal periods (or the event timeout)
+    age_s: float | None
+    rate_hz: float
+    received: int
+    superseded: int  # LATEST messages replaced by a newer one before being read
+    dropped: int     # QUEUED messages dropped because the queue was full
+
+
+@dataclass
+class _TopicState:
+    arrivals: collections.deque = field(default_factory=collections.deque)
+    last_ns: int = 0
+    received: int = 0
+    superseded: int = 0
+    dropped: int = 0
+    updated: bool = False
+
+
+@dataclass
+class Received:
+    topic: str
+    msg: Message
+    t_receive: int
+
+
+class Subscriber:
+    """Receives topics by prefix with per-topic delivery policy and freshness.
+
+    ``recv`` never raises on a malformed message: it counts it in
+    ``malformed``, keeps the text in ``last_error`` and goes on.
+    """
+
+    def __init__(self, endpoint: str, prefixes: Iterable[str] = ("",), *,
+                 queue_limit: int = 10000, queue_everything: bool = False,
+                 hwm: int = DEFAULT_HWM, context: zmq.Context | None = None) -> None:
+        self._endpoint = endpoint
+        self._prefixes = list(prefixes)
+        self._queue_limit = queue_limit
+        self._queue_everything = queue_everything
+        self._hwm = hwm
+        self._ctx = context or zmq.Context.instance()
+        self._pending: collections.OrderedDict[Any, tuple[str, list, int]] = collections.OrderedDict()
+        self._states: dict[str, _TopicState] = collections.defaultdict(_TopicState)
+        self._queued_count = 0
+        self._keys = itertools.count()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self.malformed = 0
+        self.last_error = ""
+        self._thread = threading.Thread(target=self._receive_loop, name="moodwire-sub", daemon=True)
+        self._thread.start()
+        self._ready.wait(5.0)
+
+    # ------------------------------------------------------------ consumer side
+
+    def recv(self, timeout: float | None = None) -> Received | None:
+        """Next message in arrival order, or None after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            raw = self.recv_raw(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if raw is None:
+                return None
+            topic, frames, t_receive = raw
+            try:
+                _, msg = decode(frames)
+            except WireError as exc:
+                self.malformed += 1
+                self.last_error = str(exc)
+                continue
+            return Received(topic, msg, t_receive)
+
+    def recv_raw(self, timeout: float | None = None) -> tuple[str, list, int] | None:
+        """Next undecoded ``(topic, frames, t_receive)``, or None on timeout."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._pending or self._stop.is_set(), timeout):
+                return None
+            if not self._pending:
+                return None
+            key, item = self._pending.popitem(last=False)
+            if isinstance(key, int):
+                self._queued_count -= 1
+            return item
+
+    def freshness(self, topic: str) -> TopicFreshness:
+        now = now_ns()
+        with self._cond:
+            st = self._states[topic]
+            updated, st.updated = st.updated, False
+            age = (now - st.last_ns) / 1e9 if st.received else None
+            rate = _rate(st.arrivals, now)
+            received, superseded, dropped = st.received, st.superseded, st.dropped
+        spec = TOPICS.get(topic)
+        window = spec.alive_within_s() if spec else 10.0
+        alive = age is not None and age <= window
+        return TopicFreshness(topic, updated, alive, age, rate, received, superseded, dropped)
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout=2.0)
+
+    def __enter__(self) -> "Subscriber":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ receiver thread
+
+    def _receive_loop(self) -> None:
+        sock = self._ctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.RCVHWM, self._hwm)
+        sock.setsockopt(zmq.LINGER, 0)
+        for prefix in self._prefixes:
+            sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+        sock.connect(self._endpoint)
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                if not sock.poll(50):
+                    continue
+                while True:
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    self._store(frames)
+        finally:
+            sock.close(linger=0)
+
+    def _store(self, frames: list) -> None:
+        t = now_ns()
+        try:
+            topic = frames[0].bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            topic = "<undecodable>"
+        spec = TOPICS.get(topic)
+        latest = spec is not None and spec.policy is Policy.LATEST and not self._queue_everything
+        with self._cond:
+            st = self._states[topic]
+            st.received += 1
+            st.last_ns = t
+            st.updated = True
+            st.arrivals.append(t)
+            while st.arrivals and t - st.arrivals[0] > RATE_WINDOW_S * 1e9:
+                st.arrivals.popleft()
+            if latest:
+                if self._pending.pop(topic, None) is not None:
+                    st.superseded += 1
+                self._pending[topic] = (topic, frames, t)
+            else:
+                self._enqueue(topic, st, (topic, frames, t))
+            self._cond.notify()
+
+    def _enqueue(self, topic: str, st: _TopicState, item: tuple[str, list, int]) -> None:
+        if self._queued_count >= self._queue_limit:
+            oldest = next((k for k in self._pending if isinstance(k, int)), None)
+            if oldest is not None:
+                dropped_topic = self._pending.pop(oldest)[0]
+                self._states[dropped_topic].dropped += 1
+                self._queued_count -= 1
+        self._pending[next(self._keys)] = item
+        self._queued_count += 1
+
+
+def _rate(arrivals: collections.deque, now: int) -> float:
+    """Messages per second over the arrivals kept in the rate window."""
+    recent = [a for a in arrivals if now - a <= RATE_WINDOW_S * 1e9]
+    if len(recent) < 2:
+        return 0.0
+    span = (recent[-1] - recent[0]) / 1e9
+    return (len(recent) - 1) / span if span > 0 else 0.0
+

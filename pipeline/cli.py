@@ -1,0 +1,215 @@
+"""The ``moodwire`` command: run, listen, record, replay, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+import threading
+from typing import Any, Sequence
+
+import numpy as np
+
+from pipeline.clock import now_ns
+from pipeline.config import ConfigError, load_config
+from pipeline.sources import SourceUnavailable
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, SourceUnavailable, OSError) as exc:
+        print(f"moodwire: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moodwire", description="streaming affect perception pipeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the pipeline (webcam + mic, or --source FILE)")
+    run.add_argument("--config", help="TOML config file (default: built-in defaults = configs/default.toml)")
+    run.add_argument("--source", help="run on a media file (video with or without audio, or WAV)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key, e.g. --set sources.fps=25 (repeatable)")
+    run.add_argument("--duration", type=float, help="stop after S seconds and exit 0")
+    run.set_defaults(func=cmd_run)
+
+    listen = sub.add_parser("listen", help="print messages under a topic prefix")
+    listen.add_argument("prefix", nargs="?", default="", help="topic prefix, e.g. video. or affect.")
+    listen.add_argument("--json", action="store_true", help="one JSON object per line")
+    listen.add_argument("--count", type=int, help="exit after N messages")
+    listen.add_argument("--duration", type=float, help="exit after S seconds")
+    _endpoint_arg(listen)
+    listen.set_defaults(func=cmd_listen)
+
+    rec = sub.add_parser("record", help="record topics to a file")
+    rec.add_argument("file")
+    rec.add_argument("--topics", nargs="*", default=[""], help="topic prefixes (default: all)")
+    rec.add_argument("--duration", type=float)
+    rec.add_argument("--count", type=int)
+    _endpoint_arg(rec)
+    rec.set_defaults(func=cmd_record)
+
+    rep = sub.add_parser("replay", help="publish a recording with its original timing")
+    rep.add_argument("file")
+    rep.add_argument("--topics", nargs="*", default=None, help="topic prefixes to replay (default: all)")
+    rep.add_argument("--speed", type=float, default=1.0, help="2 = twice as fast")
+    rep.add_argument("--keep-timestamps", action="store_true",
+                     help="send t_capture as recorded instead of shifted to now")
+    rep.add_argument("--wait", type=float, default=0.5, help="seconds to let subscribers connect first")
+    _endpoint_arg(rep, "bind the replay publisher here")
+    rep.set_defaults(func=cmd_replay)
+
+    doc = sub.add_parser("doctor", help="what is installed, and how to fix what is missing")
+    doc.add_argument("--config", help="TOML config file (for the endpoint)")
+    doc.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def _endpoint_arg(parser: argparse.ArgumentParser, help_text: str = "the pipeline's public endpoint") -> None:
+    parser.add_argument("--endpoint", default=load_config().bus.public, help=f"{help_text} (default %(default)s)")
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+# ------------------------------------------------------------------ run
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.doctor import endpoint_problem
+    from pipeline.manager import Manager
+    from pipeline.sources.resolve import resolve_sources, with_source_file
+
+    config = load_config(args.config, args.set)
+    if args.source:
+        config = with_source_file(config, args.source)
+    config, notes = resolve_sources(config)
+    for note in notes:
+        print(note, file=sys.stderr)
+    problem = endpoint_problem(config.bus.public)
+    if problem:
+        raise ConfigError(f"{problem}; set bus.public to a free endpoint, e.g. --set bus.public=tcp://127.0.0.1:5570")
+    manager = Manager(config, notes)
+    signal.signal(signal.SIGINT, manager.request_stop)
+    signal.signal(signal.SIGTERM, manager.request_stop)
+    return manager.run(args.duration)
+
+
+# ------------------------------------------------------------------ listen
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from pipeline.bus import Subscriber
+
+    stop = _stop_on_signals()
+    deadline = None if args.duration is None else now_ns() + int(args.duration * 1e9)
+    printed = 0
+    with Subscriber(args.endpoint, [args.prefix], queue_everything=True) as sub:
+        while not stop.is_set() and (args.count is None or printed < args.count):
+            if deadline is not None and now_ns() >= deadline:
+                break
+            got = sub.recv_raw(timeout=0.1)
+            if got is None:
+                continue
+            print(format_message(got[1], got[2], args.json), flush=True)
+            printed += 1
+    return 0
+
+
+def format_message(frames: list, t_receive: int, as_json: bool) -> str:
+    """One line for any message: decoded by its registered type, raw header otherwise."""
+    from pipeline.wire import WireError, decode, split_frames
+
+    try:
+        topic, msg = decode(frames)
+        body = plain(msg)
+    except WireError as exc:
+        try:
+            topic, body, _ = split_frames(frames)
+            body = {**plain(body), "error": str(exc)}
+        except WireError as exc2:
+            topic, body = "<malformed>", {"error": str(exc2)}
+    if as_json:
+        return json.dumps({"topic": topic, **body, "t_receive": t_receive})
+    age = (t_receive - body["t_capture"]) / 1e6 if isinstance(body.get("t_capture"), int) else None
+    head = f"{topic} seq={body.get('seq')} valid={body.get('valid')}"
+    head += f" age={age:.1f}ms" if age is not None else ""
+    rest = {k: v for k, v in body.items() if k not in ("topic", "seq", "valid", "v", "t_publish", "t_capture")}
+    return f"{head} {json.dumps(rest)[:300]}"
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready form; arrays become their dtype and shape."""
+    if isinstance(value, np.ndarray):
+        return {"dtype": value.dtype.str, "shape": list(value.shape)}
+    if dataclasses.is_dataclass(value):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (bytes, memoryview)):
+        return {"bytes": len(value)}
+    return value
+
+
+# ------------------------------------------------------------------ record / replay
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from pipeline.recording import record
+
+    stop = _stop_on_signals()
+    n = record(args.endpoint, args.file, args.topics, stop, args.duration, args.count)
+    print(f"moodwire: recorded {n} messages to {args.file}", file=sys.stderr)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from pipeline.bus import Publisher
+    from pipeline.doctor import endpoint_problem
+    from pipeline.recording import RecordingError, replay
+
+    problem = endpoint_problem(args.endpoint)
+    if problem:
+        raise ConfigError(f"{problem}; pass another --endpoint")
+    stop = _stop_on_signals()
+    pub = Publisher(args.endpoint, "replay", bind=True)
+    try:
+        stop.wait(args.wait)  # PUB/SUB: subscribers joining late miss what was sent before
+        n = replay(args.file, pub, stop, speed=args.speed, keep_timestamps=args.keep_timestamps,
+                   prefixes=args.topics, warn=lambda m: print(m, file=sys.stderr))
+    except RecordingError as exc:
+        print(f"moodwire: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        pub.close()
+    print(f"moodwire: replayed {n} messages from {args.file}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------ doctor
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from pipeline.doctor import run_doctor
+
+    checks = run_doctor(load_config(args.config).bus.public)
+    for check in checks:
+        print(check.line())
+    failed = [c.name for c in checks if c.required and not c.ok]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

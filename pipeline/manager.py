@@ -1,0 +1,209 @@
+"""The process manager: starts the enabled nodes, restarts crashed ones, stops all cleanly.
+
+Each node runs as ``python -m pipeline.node_main NAME RUN_DIR`` in its own
+session (so a terminal's Ctrl-C reaches only the manager, which then stops the
+nodes in order). A node that exits non-zero or by a signal is restarted after
+a backoff that doubles per quick crash; a source that exits 0 has reached the
+end of its file and is left finished. ``system.health`` is published at
+``manager.health_hz`` from the process states and each node's ``system.node``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from pipeline.bus import BusEndpoints, Publisher, Subscriber
+from pipeline.clock import now_ns
+from pipeline.config import Config
+from pipeline.messages import NodeHealth, NodeStats, SystemHealth
+from pipeline.node_main import RUN_FILE
+from pipeline.paths import new_run_dir
+from pipeline.process_table import NodeSpec, enabled_nodes
+
+START_DELAY_NS = 300_000_000  # t0 lies a little ahead so every source starts on the same timeline
+POLL_S = 0.05
+
+
+@dataclass
+class NodeProcess:
+    """Supervision state of one node."""
+
+    spec: NodeSpec
+    popen: subprocess.Popen | None = None
+    state: str = "starting"  # running | backoff | finished | stopped
+    restarts: int = 0
+    started_at: float = 0.0
+    restart_at: float = 0.0
+    backoff_s: float = 0.0
+    last_error: str = ""
+    stderr_tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20))
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+
+class Manager:
+    def __init__(self, config: Config, notes: list[str] | None = None, log: IO[str] | None = None) -> None:
+        self.config = config
+        self.notes = list(notes or [])
+        self.log = log or sys.stderr
+        self.run_dir = new_run_dir()
+        self.endpoints = BusEndpoints.in_dir(str(self.run_dir), config.bus.public)
+        self.nodes = {spec.name: NodeProcess(spec) for spec in enabled_nodes(config)}
+        self.stopping = threading.Event()
+        self._stats: dict[str, NodeStats] = {}
+        self._pub: Publisher | None = None
+        self._sub: Subscriber | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        run = {"config": self.config.to_dict(), "endpoints": self.endpoints.__dict__,
+               "t0_ns": now_ns() + START_DELAY_NS, "manager_pid": os.getpid()}
+        (self.run_dir / RUN_FILE).write_text(json.dumps(run))
+        for proc in self.nodes.values():
+            self._spawn(proc)
+        self._pub = Publisher(self.endpoints.internal_pub, "manager", hwm=self.config.bus.hwm)
+        self._sub = Subscriber(self.endpoints.internal_sub, ["system.node"], hwm=self.config.bus.hwm)
+
+    def run(self, duration_s: float | None = None) -> int:
+        """Run until stopped, ``duration_s`` passes, or every file source has finished."""
+        self.start()
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        next_health = time.monotonic()
+        sources_done_at: float | None = None
+        try:
+            while not self.stopping.wait(POLL_S):
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    break
+                self.supervise(now)
+                self._collect_stats()
+                if now >= next_health:
+                    self.publish_health()
+                    next_health = now + 1.0 / self.config.manager.health_hz
+                if sources_done_at is None and self._sources_finished():
+                    sources_done_at = now
+                    print("moodwire: all sources finished; stopping", file=self.log)
+                if sources_done_at is not None and now - sources_done_at >= self.config.manager.drain_s:
+                    break
+        finally:
+            self.stop()
+        return 0
+
+    def request_stop(self, *_: object) -> None:
+        self.stopping.set()
+
+    def stop(self) -> None:
+        """SIGINT to every node (the bus last), SIGKILL after the grace period; remove the run dir."""
+        self.stopping.set()
+        if self._sub:
+            self._sub.close()
+        if self._pub:
+            self._pub.close()
+        others = [p for p in self.nodes.values() if p.spec.name != "bus"]
+        self._terminate(others)
+        self._terminate([p for p in self.nodes.values() if p.spec.name == "bus"])
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # ------------------------------------------------------------ supervision
+
+    def supervise(self, now: float) -> None:
+        for proc in self.nodes.values():
+            if proc.state == "running" and not proc.alive:
+                self._on_exit(proc, now)
+            elif proc.state == "backoff" and now >= proc.restart_at:
+                proc.restarts += 1
+                self._spawn(proc)
+
+    def _on_exit(self, proc: NodeProcess, now: float) -> None:
+        code = proc.popen.returncode
+        if code == 0 and proc.spec.is_source:
+            proc.state = "finished"
+            return
+        cause = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        tail = next((line for line in reversed(proc.stderr_tail) if line.strip()), "")
+        proc.last_error = f"{cause}: {tail}" if tail and code > 0 else cause
+        mcfg = self.config.manager
+        quick = now - proc.started_at < mcfg.stable_after_s
+        proc.backoff_s = min(mcfg.restart_backoff_max_s, proc.backoff_s * 2) if quick and proc.backoff_s \
+            else mcfg.restart_backoff_s
+        proc.restart_at = now + proc.backoff_s
+        proc.state = "backoff"
+        print(f"moodwire: node {proc.spec.name} {proc.last_error}; restarting in {proc.backoff_s:.1f} s",
+              file=self.log)
+
+    def _spawn(self, proc: NodeProcess) -> None:
+        proc.popen = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.node_main", proc.spec.name, str(self.run_dir)],
+            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
+            start_new_session=True,
+        )
+        proc.state, proc.started_at = "running", time.monotonic()
+        threading.Thread(target=self._pump_stderr, args=(proc, proc.popen.stderr), daemon=True).start()
+
+    def _pump_stderr(self, proc: NodeProcess, stream: IO[str]) -> None:
+        """Forward a node's stderr, prefixed, and keep its tail for ``last_error``."""
+        for line in stream:
+            proc.stderr_tail.append(line.rstrip())
+            self.log.write(f"[{proc.spec.name}] {line}")
+        stream.close()
+
+    def _terminate(self, procs: list[NodeProcess]) -> None:
+        live = [p for p in procs if p.alive]
+        for proc in live:
+            proc.popen.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + self.config.manager.grace_s
+        for proc in live:
+            try:
+                proc.popen.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait()
+                print(f"moodwire: node {proc.spec.name} ignored SIGINT for "
+                      f"{self.config.manager.grace_s} s; killed", file=self.log)
+        for proc in procs:
+            if proc.state in ("running", "backoff"):
+                proc.state = "stopped"
+
+    def _sources_finished(self) -> bool:
+        sources = [p for p in self.nodes.values() if p.spec.is_source]
+        return bool(sources) and all(p.state == "finished" for p in sources)
+
+    # ------------------------------------------------------------ health
+
+    def _collect_stats(self) -> None:
+        while self._sub and (got := self._sub.recv(timeout=0)) is not None:
+            if isinstance(got.msg, NodeStats):
+                self._stats[got.msg.name] = got.msg
+
+    def health(self) -> SystemHealth:
+        now = time.monotonic()
+        nodes = []
+        for name, proc in self.nodes.items():
+            stats = self._stats.get(name)
+            fresh = stats is not None and stats.pid == (proc.popen.pid if proc.popen else -1)
+            nodes.append(NodeHealth(
+                name=name, alive=proc.alive, pid=proc.popen.pid if proc.popen else 0,
+                restarts=proc.restarts, uptime_s=now - proc.started_at if proc.alive else 0.0,
+                rate_hz=sum(stats.rates_hz.values()) if fresh else 0.0,
+                outputs=list(proc.spec.outputs), state=proc.state,
+                last_error=proc.last_error or (stats.last_error if fresh else ""),
+            ))
+        return SystemHealth(nodes=nodes, notes=self.notes, t_capture=now_ns())
+
+    def publish_health(self) -> None:
+        if self._pub:
+            self._pub.send("system.health", self.health())

@@ -1,0 +1,116 @@
+"""The thin loop around a node's logic.
+
+A node's logic lives in a step object (tests drive it directly, without
+sockets). ``run_step`` feeds it messages from the bus; ``run_source`` forwards
+what a source yields. Both count what they publish and send ``system.node``
+once a second, and both stop when ``ctx.stop`` is set (SIGINT or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Protocol
+
+from pipeline.bus import BusEndpoints, Publisher, Subscriber
+from pipeline.clock import now_ns
+from pipeline.config import Config
+from pipeline.messages import Message, NodeStats
+
+Outputs = Iterable[tuple[str, Message]]
+REPORT_PERIOD_NS = 1_000_000_000
+
+
+@dataclass
+class NodeContext:
+    name: str
+    config: Config
+    endpoints: BusEndpoints
+    outputs: tuple[str, ...]
+    t0_ns: int  # the run's shared start time; file and synthetic sources pace from it
+    stop: threading.Event
+
+    @classmethod
+    def for_test(cls, name: str, config: Config, run_dir: str | Path,
+                 outputs: tuple[str, ...] = ()) -> "NodeContext":
+        return cls(name, config, BusEndpoints.in_dir(str(run_dir), config.bus.public),
+                   outputs, now_ns(), threading.Event())
+
+
+class Step(Protocol):
+    """Logic of a consuming node: messages in, messages out."""
+
+    inputs: tuple[str, ...]
+
+    def process(self, topic: str, msg: Message) -> Outputs: ...
+
+    def idle(self, now: int) -> Outputs: ...
+
+
+class Source(Protocol):
+    """Logic of a source node: yields messages, paced, until exhausted or stopped."""
+
+    def messages(self, stop: threading.Event) -> Iterator[tuple[str, Message]]: ...
+
+
+class NodeIO:
+    """A node's sockets, with the bookkeeping for ``system.node``."""
+
+    def __init__(self, ctx: NodeContext, inputs: Iterable[str] = ()) -> None:
+        self._ctx = ctx
+        self.pub = Publisher(ctx.endpoints.internal_pub, ctx.name, hwm=ctx.config.bus.hwm)
+        inputs = tuple(inputs)
+        self.sub = Subscriber(ctx.endpoints.internal_sub, inputs, hwm=ctx.config.bus.hwm) if inputs else None
+        self.last_error = ""
+        self._last_report = now_ns()
+        self._last_counts: dict[str, int] = {}
+
+    def publish(self, topic: str, msg: Message) -> None:
+        if topic not in self._ctx.outputs:
+            raise ValueError(f"node {self._ctx.name} may not publish {topic}: not among its outputs "
+                             f"{self._ctx.outputs} in pipeline/process_table.py")
+        self.pub.send(topic, msg)
+        self.report_if_due()
+
+    def report_if_due(self) -> None:
+        now = now_ns()
+        if now - self._last_report < REPORT_PERIOD_NS:
+            return
+        span = (now - self._last_report) / 1e9
+        counts = {t: n for t, n in self.pub.sent.items() if t != "system.node"}
+        rates = {t: (n - self._last_counts.get(t, 0)) / span for t, n in counts.items()}
+        malformed = self.sub.malformed if self.sub else 0
+        error = self.last_error or (self.sub.last_error if self.sub else "")
+        stats = NodeStats(name=self._ctx.name, pid=os.getpid(), published=counts, rates_hz=rates,
+                          malformed_inputs=malformed, last_error=error, t_capture=now)
+        self.pub.send("system.node", stats)
+        self._last_report, self._last_counts = now, counts
+
+    def close(self) -> None:
+        if self.sub:
+            self.sub.close()
+        self.pub.close()
+
+
+def run_step(ctx: NodeContext, step: Step, poll_s: float = 0.1) -> None:
+    io = NodeIO(ctx, step.inputs)
+    try:
+        while not ctx.stop.is_set():
+            got = io.sub.recv(timeout=poll_s) if io.sub else None
+            outputs = step.process(got.topic, got.msg) if got else step.idle(now_ns())
+            for topic, msg in outputs:
+                io.publish(topic, msg)
+            io.report_if_due()
+    finally:
+        io.close()
+
+
+def run_source(ctx: NodeContext, source: Source) -> None:
+    io = NodeIO(ctx)
+    try:
+        for topic, msg in source.messages(ctx.stop):
+            io.publish(topic, msg)
+    finally:
+        io.close()

@@ -1,0 +1,66 @@
+"""Entry point of one node process: ``python -m pipeline.node_main NAME RUN_DIR``.
+
+The manager writes ``RUN_DIR/run.json`` (resolved config, endpoints, start
+time) before starting any node. The node dies with the manager
+(PR_SET_PDEATHSIG), so a killed manager leaves no orphans.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from pipeline.bus import BusEndpoints
+from pipeline.config import from_dict
+from pipeline.node import NodeContext
+from pipeline.process_table import get_node
+
+RUN_FILE = "run.json"
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGTERM this process when its parent exits; exit if it already has."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the manager's stop still reaps us
+        return
+    if os.getppid() != parent_pid:
+        sys.exit(0)
+
+
+def load_context(name: str, run_dir: Path) -> NodeContext:
+    run = json.loads((run_dir / RUN_FILE).read_text())
+    spec = get_node(name)
+    return NodeContext(
+        name=name,
+        config=from_dict(run["config"]),
+        endpoints=BusEndpoints(**run["endpoints"]),
+        outputs=spec.all_outputs,
+        t0_ns=run["t0_ns"],
+        stop=threading.Event(),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    name, run_dir = (argv or sys.argv[1:])[:2]
+    ctx = load_context(name, Path(run_dir))
+    die_with_parent(json.loads((Path(run_dir) / RUN_FILE).read_text())["manager_pid"])
+
+    def on_signal(signum: int, _frame: object) -> None:
+        ctx.stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    module = importlib.import_module(get_node(name).module)
+    return module.main(ctx) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

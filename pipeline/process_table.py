@@ -1,0 +1,53 @@
+"""The process table: the one place that lists every node.
+
+Each row names the module whose ``main(ctx)`` runs the node, the topics it
+consumes and produces, and whether the config enables it. The manager starts
+the enabled rows as separate processes. Every node also publishes
+``system.node`` (its own report), which is not repeated in each row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from pipeline.config import Config
+
+REPORT_TOPIC = "system.node"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    module: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    enabled: Callable[[Config], bool]
+    is_source: bool = False  # a source that ends (end of file) is finished, not crashed
+
+    @property
+    def all_outputs(self) -> tuple[str, ...]:
+        return (*self.outputs, REPORT_TOPIC)
+
+
+PROCESS_TABLE: tuple[NodeSpec, ...] = (
+    NodeSpec("bus", "pipeline.nodes.bus", (), (), lambda c: True),
+    NodeSpec("video_source", "pipeline.nodes.video_source", (), ("video.frame",),
+             lambda c: c.sources.video != "none", is_source=True),
+    NodeSpec("audio_source", "pipeline.nodes.audio_source", (), ("audio.chunk",),
+             lambda c: c.sources.audio != "none", is_source=True),
+    NodeSpec("placeholder_affect", "pipeline.nodes.placeholder_affect", ("video.frame",), ("affect.frame",),
+             lambda c: c.nodes.placeholder_affect),
+)
+
+
+def get_node(name: str) -> NodeSpec:
+    for spec in PROCESS_TABLE:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no node {name!r} in pipeline/process_table.py; known: "
+                   f"{', '.join(s.name for s in PROCESS_TABLE)}")
+
+
+def enabled_nodes(config: Config) -> list[NodeSpec]:
+    return [spec for spec in PROCESS_TABLE if spec.enabled(config)]

@@ -1,0 +1,80 @@
+"""Turn the configured sources into ones that exist, before any node starts.
+
+``--source FILE`` picks the file's tracks. Devices are probed: a missing
+camera or microphone is replaced by the matching track of the sample clip
+(``sources.fallback = "sample"``), announced in one line, or is an error
+(``"none"``). File sources are opened and decoded once here, so a corrupt
+file is reported before the pipeline starts rather than crash-looping a node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pipeline.config import Config
+from pipeline.sources import SourceUnavailable
+from pipeline.sources.media_file import MediaInfo, probe_media
+
+
+def with_source_file(config: Config, path: str) -> Config:
+    """Run on ``path``: its video and/or audio track replace the devices."""
+    info = probe_media(path)
+    sources = dataclasses.replace(
+        config.sources, file=str(path),
+        video="file" if info.has_video else "none",
+        audio="file" if info.has_audio else "none")
+    return dataclasses.replace(config, sources=sources)
+
+
+def resolve_sources(config: Config) -> tuple[Config, list[str]]:
+    """(config with usable sources, one-line notes for the user)."""
+    src = config.sources
+    missing = _missing_devices(config)
+    notes: list[str] = []
+    if missing:
+        if src.fallback == "none":
+            raise SourceUnavailable("; ".join(missing.values()) + " (sources.fallback = 'sample' would use the sample clip)")
+        src = _fall_back(src, missing, notes)
+    if "file" in (src.video, src.audio):
+        info = probe_media(src.file)
+        _check_tracks(src, info)
+    return dataclasses.replace(config, sources=src), notes
+
+
+def _missing_devices(config: Config) -> dict[str, str]:
+    from pipeline.sources.microphone import check_microphone
+    from pipeline.sources.webcam import open_camera
+
+    src = config.sources
+    missing = {}
+    if src.video == "webcam":
+        try:
+            open_camera(src.camera, src.width, src.height, src.fps).release()
+        except SourceUnavailable as exc:
+            missing["video"] = str(exc)
+    if src.audio == "mic":
+        try:
+            check_microphone(src.mic)
+        except SourceUnavailable as exc:
+            missing["audio"] = str(exc)
+    return missing
+
+
+def _fall_back(src, missing: dict[str, str], notes: list[str]):
+    from pipeline.sources.sample_clip import ensure_sample_clip
+
+    if "file" in (src.video, src.audio):  # the file slot is taken by the user's own file
+        notes.append(f"moodwire: {'; '.join(missing.values())}; that path stays idle")
+        return dataclasses.replace(src, **{kind: "none" for kind in missing})
+    clip = ensure_sample_clip()
+    what = " and ".join({"video": "no camera", "audio": "no microphone"}[k] for k in missing)
+    notes.append(f"moodwire: {what} found; using the sample clip {clip} (looping) for "
+                 f"{' and '.join(missing)} instead (sources.fallback = 'none' makes this an error)")
+    return dataclasses.replace(src, file=str(clip), loop=True, **{kind: "file" for kind in missing})
+
+
+def _check_tracks(src, info: MediaInfo) -> None:
+    for kind, has in (("video", info.has_video), ("audio", info.has_audio)):
+        if getattr(src, kind) == "file" and not has:
+            raise SourceUnavailable(f"sources.{kind} = 'file' but {info.path} has no {kind} track; "
+                                    f"set sources.{kind} to another source or 'none'")

@@ -1,0 +1,76 @@
+"""The topic registry: the one place that lists every topic on the bus.
+
+Nothing may publish a topic that is not listed here (``Publisher`` checks).
+``rate_hz`` is the nominal rate (None for irregular events); ``policy`` says
+how subscribers deliver it: LATEST keeps only the newest unread message of the
+topic (frames), QUEUED delivers every message in order (events).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from pipeline.messages import AffectFrame, AudioChunk, Message, NodeStats, SystemHealth, VideoFrame
+
+
+class Policy(enum.Enum):
+    LATEST = "latest"
+    QUEUED = "queued"
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    msg_type: type[Message]
+    rate_hz: float | None
+    policy: Policy
+    description: str
+    # An irregular topic counts as alive for this long after its last message.
+    event_alive_s: float = 10.0
+
+    def alive_within_s(self, periods: float = 3.0) -> float:
+        """How long after its last message the topic still counts as alive."""
+        if self.rate_hz:
+            return periods / self.rate_hz
+        return self.event_alive_s
+
+
+class UnknownTopicError(KeyError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"unknown topic {name!r}: every topic must be listed in pipeline/topics.py "
+            f"(known: {', '.join(sorted(TOPICS))})"
+        )
+        self.name = name
+
+    def __str__(self) -> str:  # KeyError quotes its message otherwise
+        return str(self.args[0])
+
+
+TOPICS: dict[str, Topic] = {
+    t.name: t
+    for t in (
+        Topic("video.frame", VideoFrame, 30.0, Policy.LATEST,
+              "camera or file frames, BGR uint8"),
+        Topic("audio.chunk", AudioChunk, 50.0, Policy.QUEUED,
+              "16 kHz mono int16 PCM in 20 ms chunks"),
+        Topic("affect.frame", AffectFrame, 30.0, Policy.LATEST,
+              "fused affect per video frame, per tracked person"),
+        Topic("system.health", SystemHealth, 1.0, Policy.QUEUED,
+              "per node: alive, restarts, output rate, last error"),
+        Topic("system.node", NodeStats, 1.0, Policy.QUEUED,
+              "each node's own report: messages published, rates, malformed inputs"),
+    )
+}
+
+
+def get_topic(name: str) -> Topic:
+    try:
+        return TOPICS[name]
+    except KeyError:
+        raise UnknownTopicError(name) from None
+
+
+def topics_with_prefix(prefix: str) -> list[Topic]:
+    return [t for name, t in TOPICS.items() if name.startswith(prefix)]
