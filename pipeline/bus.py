@@ -75,6 +75,7 @@ class Publisher:
         self.sent: collections.Counter[str] = collections.Counter()
 
     def send(self, topic: str, msg: Message) -> None:
+        """Publish ``msg``. Its arrays are sent without a copy: do not modify them afterwards."""
         spec = get_topic(topic)
         if not isinstance(msg, spec.msg_type):
             raise TypeError(f"{topic} carries {spec.msg_type.__name__}, not {type(msg).__name__}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from pipeline.messages import SCHEMA_VERSION, Message
+from pipeline.messages import ENVELOPE_FIELDS, SCHEMA_VERSION, Message
 from pipeline.topics import UnknownTopicError, get_topic
 
 MAX_TOPIC_BYTES = 128
@@ -49,7 +50,7 @@ def encode(topic: str, msg: Message) -> list[bytes | memoryview]:
 
 def _to_plain(value: Any, buffers: list[memoryview]) -> Any:
     if isinstance(value, np.ndarray):
-        arr = np.ascontiguousarray(value)
+        arr = np.ascontiguousarray(value).reshape(value.shape)  # ascontiguousarray makes 0-d into 1-d
         if arr.dtype.str not in ALLOWED_DTYPES:
             raise WireError(f"array dtype {arr.dtype} cannot travel; use one of {sorted(ALLOWED_DTYPES)}")
         buffers.append(memoryview(arr).cast("B") if arr.size else memoryview(b""))
@@ -99,9 +100,8 @@ def split_frames(frames: typing.Sequence[Any]) -> tuple[str, dict, list[memoryvi
         if len(buf) > MAX_BUFFER_BYTES:
             raise WireError(f"buffer {i} of {len(buf)} bytes exceeds {MAX_BUFFER_BYTES} on {topic!r}")
     try:
-        header = msgpack.unpackb(raw[1], raw=False, strict_map_key=True,
-                                 max_buffer_size=MAX_HEADER_BYTES)
-    except Exception as exc:  # msgpack raises several unrelated types
+        header = msgpack.unpackb(raw[1], raw=False, strict_map_key=True)
+    except (ValueError, TypeError) as exc:  # msgpack's unpack errors all derive from these
         raise WireError(f"header of {topic!r} is not valid msgpack: {exc}") from None
     if not isinstance(header, dict):
         raise WireError(f"header of {topic!r} must be a msgpack map, got {type(header).__name__}")
@@ -120,8 +120,12 @@ def _as_view(frame: Any) -> memoryview:
 
 def _check_envelope(header: dict, topic: str) -> None:
     version = header.get("v")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise WireError(f"{topic}: envelope field 'v' (schema version) is missing or not an int")
+    if type(version) is not int or version < 1:
+        raise WireError(f"{topic}: envelope field 'v' (schema version) is missing or not a positive int")
+    missing = [name for name in ENVELOPE_FIELDS if name not in header]
+    if missing:
+        raise WireError(f"{topic}: envelope field(s) {', '.join(missing)} missing; every header carries "
+                        f"{', '.join(ENVELOPE_FIELDS)}")
     if version > SCHEMA_VERSION:
         raise WireError(
             f"{topic}: schema version {version} is newer than this moodwire ({SCHEMA_VERSION}); upgrade moodwire"
@@ -189,13 +193,13 @@ def _array(ref: Any, buffers: list[memoryview], path: str) -> np.ndarray:
     if not isinstance(ref, dict) or BUF_KEY not in ref:
         raise WireError(f"{path}: expected an array reference {{'$buf', 'dtype', 'shape'}}")
     index, dtype, shape = ref.get(BUF_KEY), ref.get("dtype"), ref.get("shape")
-    if not isinstance(index, int) or not 0 <= index < len(buffers):
+    if type(index) is not int or not 0 <= index < len(buffers):
         raise WireError(f"{path}: buffer index {index!r} is out of range (message has {len(buffers)} buffers)")
     if dtype not in ALLOWED_DTYPES:
         raise WireError(f"{path}: dtype {dtype!r} is not allowed; allowed: {sorted(ALLOWED_DTYPES)}")
     if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
         raise WireError(f"{path}: shape {shape!r} must be a list of non-negative ints")
-    expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    expected = math.prod(shape) * np.dtype(dtype).itemsize  # Python ints: no overflow
     if expected != len(buffers[index]):
         raise WireError(
             f"{path}: shape {shape} of {dtype} needs {expected} bytes but buffer {index} has {len(buffers[index])}"

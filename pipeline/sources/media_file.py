@@ -149,6 +149,7 @@ class FileVideo:
                     if media_s < offset_s - 1e-6:
                         continue
                     t = self.timeline.t_capture(loop_pass, media_s)
+                    msg = self._message(frame, loop_pass, media_s, t)  # convert before its time comes
                     if self.timeline.realtime:
                         if not wait_until(t, stop):
                             return
@@ -157,7 +158,7 @@ class FileVideo:
                             continue
                     elif stop.is_set():
                         return
-                    yield "video.frame", self._message(frame, loop_pass, media_s, t)
+                    yield "video.frame", msg
             if not self.timeline.loop:
                 return
             start = (loop_pass + 1, 0.0)

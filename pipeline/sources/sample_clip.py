@@ -41,7 +41,7 @@ def ensure_sample_clip(directory: Path | None = None) -> Path:
         fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent)
         os.close(fd)
         try:
-            write_clip(Path(tmp), make_audio())
+            write_clip(Path(tmp), make_audio(), duration_s=DURATION_S)
             os.replace(tmp, path)  # atomic: concurrent callers see a whole file or none
         finally:
             if os.path.exists(tmp):
@@ -91,23 +91,25 @@ def face_frame(index: int, loudness: float, yy: np.ndarray, xx: np.ndarray) -> n
     return image
 
 
-def write_clip(path: Path, audio: np.ndarray) -> None:
+def write_clip(path: Path, audio: np.ndarray | None, duration_s: float, fps: int = FPS) -> None:
+    """An H.264 clip of the cartoon face, with ``audio`` (16 kHz int16) as AAC, or no audio track."""
     import av
 
     yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
-    per_frame = AUDIO_RATE // FPS
-    peak = max(1, int(np.abs(audio).max()))
+    per_frame = AUDIO_RATE // fps
+    peak = max(1, int(np.abs(audio).max())) if audio is not None else 1
     with av.open(str(path), "w") as out:
-        vstream = out.add_stream("libx264", rate=FPS, options={"preset": "veryfast", "crf": "28"})
+        vstream = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "28"})
         vstream.width, vstream.height, vstream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        astream = out.add_stream("aac", rate=AUDIO_RATE, layout="mono")
-        for i in range(int(DURATION_S * FPS)):
-            window = audio[i * per_frame:(i + 1) * per_frame]
+        astream = out.add_stream("aac", rate=AUDIO_RATE, layout="mono") if audio is not None else None
+        for i in range(int(duration_s * fps)):
+            window = audio[i * per_frame:(i + 1) * per_frame] if audio is not None else np.zeros(0)
             loudness = float(np.abs(window).mean()) / peak * 4 if window.size else 0.0
             frame = av.VideoFrame.from_ndarray(face_frame(i, min(1.0, loudness), yy, xx), format="bgr24")
             out.mux(vstream.encode(frame))
         out.mux(vstream.encode(None))
-        aframe = av.AudioFrame.from_ndarray(audio.reshape(1, -1), format="s16", layout="mono")
-        aframe.sample_rate = AUDIO_RATE
-        out.mux(astream.encode(aframe))
-        out.mux(astream.encode(None))
+        if astream is not None:
+            aframe = av.AudioFrame.from_ndarray(audio.reshape(1, -1), format="s16", layout="mono")
+            aframe.sample_rate = AUDIO_RATE
+            out.mux(astream.encode(aframe))
+            out.mux(astream.encode(None))

@@ -1,0 +1,139 @@
+"""The bus over real ZeroMQ sockets: proxy, prefixes, delivery policies, freshness, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import astuple
+
+import numpy as np
+import msgpack
+import pytest
+
+from pipeline.bus import BusEndpoints, Publisher, Subscriber
+from pipeline.messages import AudioChunk, VideoFrame
+
+
+@pytest.fixture
+def bus(tmp_path, endpoint):
+    """The proxy in its own process, as the bus node runs it."""
+    endpoints = BusEndpoints.in_dir(str(tmp_path), endpoint)
+    code = ("import sys; from pipeline.bus import BusEndpoints, run_proxy; "
+            "run_proxy(BusEndpoints(*sys.argv[1:4]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, *astuple(endpoints)])
+    yield endpoints
+    proc.kill()
+    proc.wait()
+
+
+def frame(i: int) -> VideoFrame:
+    return VideoFrame(frame_index=i, width=4, height=2, fps_nominal=30.0, image=np.full((2, 4, 3), i % 256, np.uint8))
+
+
+def chunk(i: int) -> AudioChunk:
+    return AudioChunk(chunk_index=i, sample_rate=16000, samples=np.full(320, i, np.int16))
+
+
+def _probe():
+    from pipeline.messages import NodeStats
+    return NodeStats(name="probe", pid=0)
+
+
+def settle(sub, pub):
+    """Wait until the subscription has reached the publisher through the proxy."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        pub.send("system.node", _probe())
+        got = sub.recv(0.05)
+        if got is not None:
+            while sub.recv(0.05) is not None:
+                pass
+            return
+    raise AssertionError("subscription never reached the publisher")
+
+
+def test_queued_topic_delivers_every_message_in_order(bus):
+    pub = Publisher(bus.internal_pub, "test")
+    sub = Subscriber(bus.internal_sub, ["audio.", "system.node"])
+    settle(sub, pub)
+    for i in range(500):  # 1 kHz, twenty times audio.chunk's rate; a flood beyond bus.hwm would drop
+        pub.send("audio.chunk", chunk(i))
+        time.sleep(0.001)
+    got = [sub.recv(2.0) for _ in range(500)]
+    assert [g.msg.chunk_index for g in got] == list(range(500))
+    assert [g.msg.seq for g in got] == list(range(500))
+    assert got[0].msg.source == "test" and got[0].msg.t_publish <= got[0].t_receive
+    sub.close(); pub.close()
+
+
+def test_latest_topic_keeps_only_the_newest_unread_frame(bus):
+    pub = Publisher(bus.internal_pub, "test")
+    sub = Subscriber(bus.internal_sub, ["video.", "system.node"])
+    settle(sub, pub)
+    for i in range(50):
+        pub.send("video.frame", frame(i))
+    time.sleep(0.5)  # the subscriber reads nothing meanwhile
+    got = sub.recv(1.0)
+    assert got.msg.frame_index == 49 and got.msg.image[0, 0, 0] == 49
+    assert sub.recv(0.2) is None
+    fresh = sub.freshness("video.frame")
+    assert fresh.received == 50 and fresh.superseded == 49
+    sub.close(); pub.close()
+
+
+def test_prefix_filters_topics(bus):
+    pub = Publisher(bus.internal_pub, "test")
+    sub = Subscriber(bus.internal_sub, ["audio.", "system.node"])
+    settle(sub, pub)
+    pub.send("video.frame", frame(1))
+    pub.send("audio.chunk", chunk(2))
+    got = sub.recv(2.0)
+    assert got.topic == "audio.chunk"
+    assert sub.recv(0.3) is None
+    sub.close(); pub.close()
+
+
+def test_public_tcp_endpoint_carries_the_same_stream(bus):
+    pub = Publisher(bus.internal_pub, "test")
+    sub = Subscriber(bus.public, ["audio.", "system.node"])
+    settle(sub, pub)
+    for i in range(20):
+        pub.send("audio.chunk", chunk(i))
+    assert [sub.recv(2.0).msg.chunk_index for _ in range(20)] == list(range(20))
+    sub.close(); pub.close()
+
+
+def test_malformed_message_is_counted_and_skipped(bus):
+    pub = Publisher(bus.internal_pub, "test")
+    sub = Subscriber(bus.internal_sub, ["audio.", "system.node"])
+    settle(sub, pub)
+    pub.send_raw([b"audio.chunk", b"\xc1 not msgpack"])
+    pub.send_raw([b"audio.chunk", b"\x80"])  # an empty map: no envelope
+    huge = {"v": 1, "seq": 0, "t_capture": 0, "t_publish": 0, "source": "x", "valid": True, "chunk_index": 0,
+            "sample_rate": 16000, "samples": {"$buf": 0, "dtype": "<i2", "shape": [2**32, 2**32]}}
+    pub.send_raw([b"audio.chunk", msgpack.packb(huge), b""])  # a size that overflows int64 arithmetic
+    pub.send("audio.chunk", chunk(5))
+    got = sub.recv(2.0)
+    assert got.msg.chunk_index == 5
+    assert sub.malformed == 3 and "needs" in sub.last_error
+    sub.close(); pub.close()
+
+
+def test_freshness_measures_rate_and_notices_silence(bus):
+    pub = Publisher(bus.internal_pub, "test")
+    sub = Subscriber(bus.internal_sub, ["audio.", "system.node"])
+    settle(sub, pub)
+    assert sub.freshness("audio.chunk").alive is False
+    start = time.monotonic()
+    for i in range(50):  # 50 Hz for one second
+        pub.send("audio.chunk", chunk(i))
+        time.sleep(max(0.0, start + (i + 1) * 0.02 - time.monotonic()))
+    time.sleep(0.02)
+    fresh = sub.freshness("audio.chunk")
+    assert fresh.updated and fresh.alive and fresh.received == 50
+    assert 40 <= fresh.rate_hz <= 60, fresh.rate_hz
+    assert sub.freshness("audio.chunk").updated is False  # nothing new since the last look
+    time.sleep(3 / 50 + 0.1)  # three nominal periods of audio.chunk, and a margin
+    assert sub.freshness("audio.chunk").alive is False
+    sub.close(); pub.close()

@@ -1,0 +1,152 @@
+"""The moodwire command as a user runs it: run, listen, record, replay, doctor, config errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from pipeline.bus import Publisher, Subscriber
+from pipeline.messages import AudioChunk
+from tests import raw_client
+from tests.conftest import MOODWIRE, SYNTHETIC, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def moodwire(*args, env=None, timeout=60):
+    return subprocess.run([*MOODWIRE, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def rate_and_seqs(messages, topic="video.frame"):
+    mine = [m for m in messages if m["topic"] == topic]
+    span = (mine[-1]["t_capture"] - mine[0]["t_capture"]) / 1e9
+    arrival = (mine[-1]["t_receive"] - mine[0]["t_receive"]) / 1e9
+    return (len(mine) - 1) / arrival, (len(mine) - 1) / span, [m["seq"] for m in mine]
+
+
+def test_run_on_a_clip_serves_listen_and_a_raw_client_at_the_clip_rate(start_pipeline, clip_with_audio):
+    pipeline = start_pipeline("--source", str(clip_with_audio), "--duration", "8")
+    pipeline.wait_healthy()
+    listen = subprocess.Popen([*MOODWIRE, "listen", "video.", "--json", "--duration", "4",
+                               "--endpoint", pipeline.endpoint], stdout=subprocess.PIPE, text=True)
+    raw = raw_client.receive(pipeline.endpoint, "video.", count=1000, timeout_s=3.0)
+    out, _ = listen.communicate(timeout=20)
+    assert pipeline.proc.wait(20) == 0
+
+    listened = [json.loads(line) for line in out.splitlines()]
+    assert {m["topic"] for m in listened} == {"video.frame"}
+    arrival_rate, capture_rate, seqs = rate_and_seqs(listened)
+    assert 22.5 <= arrival_rate <= 27.5, arrival_rate  # the clip is 25 fps; within 10 %
+    assert capture_rate == pytest.approx(25.0, rel=0.02)
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert listened[0]["image"] == {"dtype": "|u1", "shape": [480, 640, 3]}
+
+    frames = [{"topic": m["topic"], **m["header"], "t_receive": m["t_receive"]} for m in raw]
+    arrival_rate, _, seqs = rate_and_seqs(frames)
+    assert 22.5 <= arrival_rate <= 27.5, arrival_rate
+    assert all(b > a for a, b in zip(seqs, seqs[1:]))
+    assert frames[0]["image"].shape == (480, 640, 3) and frames[0]["image"].dtype == np.uint8
+
+
+def test_listen_decodes_every_topic_and_survives_malformed_messages(endpoint):
+    pub = Publisher(endpoint, "test", bind=True)
+    listen = subprocess.Popen([*MOODWIRE, "listen", "--json", "--count", "3", "--endpoint", endpoint],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while listen.poll() is None and time.monotonic() < deadline:
+            pub.send_raw([b"audio.chunk", b"\xc1"])
+            pub.send("audio.chunk", AudioChunk(chunk_index=1, sample_rate=16000, samples=np.arange(4, dtype=np.int16)))
+            time.sleep(0.2)
+        out, _ = listen.communicate(timeout=10)
+    finally:
+        pub.close()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert any("not valid msgpack" in m.get("error", "") for m in lines)
+    good = [m for m in lines if "error" not in m]
+    assert good and good[0]["samples"] == {"dtype": "<i2", "shape": [4]} and good[0]["source"] == "test"
+
+
+def test_record_then_replay_keeps_messages_and_timing(start_pipeline, tmp_path):
+    pipeline = start_pipeline(*SYNTHETIC)
+    pipeline.wait_healthy()
+    rec = tmp_path / "run.mwrec"
+    result = moodwire("record", str(rec), "--topics", "audio.", "video.", "--duration", "2",
+                      "--endpoint", pipeline.endpoint)
+    assert result.returncode == 0, result.stderr
+    pipeline.stop()
+
+    from pipeline.recording import read_records
+    records = list(read_records(rec))
+    audio = [r for r in records if r.topic == "audio.chunk"]
+    assert 80 <= len(audio) <= 110 and any(r.topic == "video.frame" for r in records)
+    span = (records[-1].t_receive - records[0].t_receive) / 1e9
+
+    port = free_port()
+    replay_ep = f"tcp://127.0.0.1:{port}"
+    with Subscriber(replay_ep, ["audio."]) as sub:
+        started = time.monotonic()
+        replay = subprocess.Popen([*MOODWIRE, "replay", str(rec), "--endpoint", replay_ep, "--wait", "1.0"],
+                                  stderr=subprocess.PIPE, text=True)
+        got = []
+        while (item := sub.recv(3.0)) is not None:
+            got.append(item)
+        assert replay.wait(20) == 0
+    elapsed = time.monotonic() - started - 1.0
+    assert [g.msg.chunk_index for g in got] == [
+        int(__import__("msgpack").unpackb(r.frames[1])["chunk_index"]) for r in audio]
+    assert span * 0.8 <= elapsed <= span + 4.0  # original spacing, not a burst
+    shifted = got[0].msg.t_capture
+    assert abs(shifted - got[0].t_receive) < 0.5e9  # restamped to now by default
+
+
+def test_replay_of_a_damaged_recording_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.mwrec"
+    bad.write_bytes(b"not a recording")
+    result = moodwire("replay", str(bad), "--endpoint", f"tcp://127.0.0.1:{free_port()}", "--wait", "0")
+    assert result.returncode == 2 and "is not a moodwire recording" in result.stderr
+
+
+def test_doctor_lists_every_part_with_fixes():
+    result = moodwire("doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("python", "zeromq", "opencv", "camera", "microphone", "gpu", "onnxruntime", "tensorrt", "models"):
+        assert f" {name} " in result.stdout
+    assert "opencv-contrib-python 5.0.0.93" in result.stdout  # exactly one OpenCV
+    assert "fix:" in result.stdout  # no camera here: the line says what happens
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "sources.video=camera"], "sources.video = 'camera' is not allowed; allowed values: webcam, file"),
+    (["--set", "sources.colour=1"], "unknown key 'sources.colour'; allowed keys in sources:"),
+    (["--set", "manager.grace_s=-1"], "manager.grace_s = -1.0 is out of range"),
+    (["--config", "/no/such.toml"], "config file /no/such.toml does not exist"),
+    (["--source", "/no/such.mp4"], "media file /no/such.mp4 does not exist"),
+])
+def test_bad_config_and_sources_are_rejected_with_the_key_and_the_fix(args, message):
+    result = moodwire("run", *args, "--duration", "1")
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_bad_toml_file_names_the_problem(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sources]\nvideo = \n")
+    result = moodwire("run", "--config", str(bad))
+    assert result.returncode == 2 and "is not valid TOML" in result.stderr
+
+
+def test_busy_public_endpoint_is_reported(endpoint):
+    ctx = zmq.Context.instance()
+    holder = ctx.socket(zmq.PUB)
+    holder.bind(endpoint)
+    try:
+        result = moodwire("run", *SYNTHETIC, "--set", f"bus.public={endpoint}", "--duration", "1")
+    finally:
+        holder.close(0)
+    assert result.returncode == 2 and "is in use" in result.stderr and "bus.public" in result.stderr

@@ -1,0 +1,96 @@
+"""The process manager with real node processes: start, health, restart, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from pipeline.bus import Subscriber
+from tests.conftest import SYNTHETIC, pid_alive
+
+pytestmark = pytest.mark.slow
+
+
+def node(health, name):
+    return next(n for n in health.nodes if n.name == name)
+
+
+def wait_for(pipeline, predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = pipeline.health()
+        if predicate(health):
+            return health, time.monotonic()
+    raise AssertionError(f"condition not met in {timeout} s; last health: {health}")
+
+
+def test_starts_enabled_nodes_and_reports_their_health(start_pipeline):
+    pipeline = start_pipeline(*SYNTHETIC)
+    health = pipeline.wait_healthy()
+    assert {n.name for n in health.nodes} == {"bus", "video_source", "audio_source", "placeholder_affect"}
+    health, _ = wait_for(pipeline, lambda h: node(h, "video_source").rate_hz > 0, 5)
+    assert 25 <= node(health, "video_source").rate_hz <= 35
+    assert 40 <= node(health, "audio_source").rate_hz <= 60
+    assert node(health, "placeholder_affect").outputs == ["affect.frame"]
+    assert all(n.restarts == 0 and n.last_error == "" for n in health.nodes)
+
+
+@pytest.mark.parametrize("victim", ["video_source", "bus"])
+def test_sigkilled_node_is_restarted_within_2s_and_counted(start_pipeline, victim):
+    pipeline = start_pipeline(*SYNTHETIC)
+    before = pipeline.wait_healthy()
+    old_pid = node(before, victim).pid
+    others = {n.name: n.pid for n in before.nodes if n.name != victim}
+    os.kill(old_pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    if victim == "bus":  # health travels over the bus: reconnect to see it again
+        pipeline.health_sub.close()
+        pipeline.health_sub = Subscriber(pipeline.endpoint, ["system.health"])
+    health, seen_at = wait_for(
+        pipeline, lambda h: node(h, victim).restarts == 1 and node(h, victim).alive, 10)
+    restarted = node(health, victim)
+    assert restarted.pid != old_pid and "SIGKILL" in restarted.last_error
+    assert seen_at - killed_at < 2.0 + 1.0  # restart within 2 s; health is published once a second
+    assert {n.name: n.pid for n in health.nodes if n.name != victim} == others
+    assert all(n.alive for n in health.nodes)
+    with Subscriber(pipeline.endpoint, ["video."]) as sub:
+        got = sub.recv(5.0)
+        assert got is not None and got.msg.valid  # frames flow again
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_leaves_no_processes_and_no_socket_files(start_pipeline, sig, isolated_env):
+    pipeline = start_pipeline(*SYNTHETIC)
+    pids = [n.pid for n in pipeline.wait_healthy().nodes]
+    runtime = isolated_env["XDG_RUNTIME_DIR"]
+    assert len(os.listdir(runtime)) == 1  # the run dir with its ipc sockets
+    assert pipeline.stop(sig, timeout=15) == 0
+    assert not [pid for pid in pids if pid_alive(pid)]
+    assert os.listdir(runtime) == []
+
+
+def test_killed_manager_takes_its_nodes_with_it(start_pipeline):
+    pipeline = start_pipeline(*SYNTHETIC)
+    pids = [n.pid for n in pipeline.wait_healthy().nodes]
+    pipeline.proc.kill()
+    pipeline.proc.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+        time.sleep(0.1)
+    assert not [pid for pid in pids if pid_alive(pid)]
+
+
+def test_duration_runs_then_exits_zero(start_pipeline):
+    start = time.monotonic()
+    pipeline = start_pipeline(*SYNTHETIC, "--duration", "3")
+    assert pipeline.proc.wait(20) == 0
+    assert 3.0 <= time.monotonic() - start < 12.0
+
+
+def test_file_source_end_stops_the_run(start_pipeline, clip_video_only):
+    pipeline = start_pipeline("--source", str(clip_video_only), "--set", "manager.drain_s=0.5")
+    assert pipeline.proc.wait(20) == 0  # the 2 s clip ends, the run ends
+    assert "all sources finished" in pipeline.output()
