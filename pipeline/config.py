@@ -41,8 +41,10 @@ class BusConfig:
 
 @dataclass
 class SourcesConfig:
-    video: str = choice("webcam", "webcam", "file", "synthetic", "none", doc="where video.frame comes from")
-    audio: str = choice("mic", "mic", "file", "synthetic", "none", doc="where audio.chunk comes from")
+    video: str = choice("webcam", "webcam", "file", "sample", "synthetic", "none",
+                        doc="where video.frame comes from ('sample' = the sample clip)")
+    audio: str = choice("mic", "mic", "file", "sample", "synthetic", "none",
+                        doc="where audio.chunk comes from ('sample' = the sample clip)")
     file: str = text("", "media file (video with or without audio, or WAV) for video/audio = 'file'")
     pace: str = choice("realtime", "realtime", "fast", doc="file playback: real time, or as fast as possible")
     loop: bool = field(default=False, metadata={"doc": "restart the file at its end"})
@@ -151,6 +153,8 @@ def _check_value(key: str, hint: type, value: Any, meta: typing.Mapping[str, Any
         value = float(value)
     if hint is int and isinstance(value, float) and value.is_integer():
         value = int(value)
+    if hint is str and type(value) is int:  # --set sources.mic=3: a device index typed bare
+        value = str(value)
     if not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
         raise ConfigError(f"{key} must be {hint.__name__}, got {value!r}")
     choices = meta.get("choices")
@@ -163,7 +167,7 @@ def _check_value(key: str, hint: type, value: Any, meta: typing.Mapping[str, Any
 
 
 def describe_schema() -> list[tuple[str, str, str, str]]:
-    """(key, type, default, allowed/doc) rows for docs and ``moodwire config``."""
+    """(key, type, default, allowed/doc) rows, from which docs/config.md is generated."""
     rows = []
     config_hints = typing.get_type_hints(Config)
     for section in dataclasses.fields(Config):
@@ -176,3 +180,15 @@ def describe_schema() -> list[tuple[str, str, str, str]]:
             rows.append((f"{section.name}.{f.name}", hints[f.name].__name__, repr(f.default),
                          "; ".join(x for x in (allowed, meta.get("doc", "")) if x)))
     return rows
+
+
+def schema_markdown() -> str:
+    """docs/config.md: every key with its type, default and allowed values."""
+    lines = ["# Config keys", "",
+             "Generated from `pipeline/config.py` by `python tools/gen_config_doc.py`; do not edit by hand.",
+             "Set them in a TOML file (`moodwire run --config FILE`, sections as below) or one at a time",
+             "with `moodwire run --set section.key=value`. An unknown key or a bad value is rejected",
+             "with the key's name and what is allowed.", "",
+             "| key | type | default | allowed; meaning |", "| --- | --- | --- | --- |"]
+    lines += [f"| `{key}` | {typ} | `{default}` | {doc} |" for key, typ, default, doc in describe_schema()]
+    return "\n".join(lines) + "\n"

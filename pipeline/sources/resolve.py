@@ -35,6 +35,7 @@ def resolve_sources(config: Config) -> tuple[Config, list[str]]:
         if src.fallback == "none":
             raise SourceUnavailable("; ".join(missing.values()) + " (sources.fallback = 'sample' would use the sample clip)")
         src = _fall_back(src, missing, notes)
+    src = _use_sample_clip(src)
     if "file" in (src.video, src.audio):
         info = probe_media(src.file)
         _check_tracks(src, info)
@@ -61,16 +62,28 @@ def _missing_devices(config: Config) -> dict[str, str]:
 
 
 def _fall_back(src, missing: dict[str, str], notes: list[str]):
-    from pipeline.sources.sample_clip import ensure_sample_clip
-
-    if "file" in (src.video, src.audio):  # the file slot is taken by the user's own file
+    """Missing devices become the sample clip's tracks, or idle where the file slot is taken."""
+    if "file" in (src.video, src.audio):
         notes.append(f"moodwire: {'; '.join(missing.values())}; that path stays idle")
         return dataclasses.replace(src, **{kind: "none" for kind in missing})
-    clip = ensure_sample_clip()
     what = " and ".join({"video": "no camera", "audio": "no microphone"}[k] for k in missing)
-    notes.append(f"moodwire: {what} found; using the sample clip {clip} (looping) for "
+    notes.append(f"moodwire: {what} found; using the sample clip (looping) for "
                  f"{' and '.join(missing)} instead (sources.fallback = 'none' makes this an error)")
-    return dataclasses.replace(src, file=str(clip), loop=True, **{kind: "file" for kind in missing})
+    return dataclasses.replace(src, **{kind: "sample" for kind in missing})
+
+
+def _use_sample_clip(src):
+    """'sample' tracks read the sample clip, made on first use, through the file source."""
+    if "sample" not in (src.video, src.audio):
+        return src
+    if "file" in (src.video, src.audio):
+        raise SourceUnavailable("sources: 'sample' and 'file' cannot be mixed (there is one file slot); "
+                                "use one of them for both video and audio")
+    from pipeline.sources.sample_clip import ensure_sample_clip
+
+    swap = {"sample": "file"}
+    return dataclasses.replace(src, file=str(ensure_sample_clip()), loop=True,
+                               video=swap.get(src.video, src.video), audio=swap.get(src.audio, src.audio))
 
 
 def _check_tracks(src, info: MediaInfo) -> None:

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One-step set-up on Debian/Ubuntu with Python 3.11+: system packages, a virtual
+# environment in .venv, torch==2.13.0 first (an unpinned torch would pull GBs of
+# CUDA packages), then moodwire with its pinned dependencies.
+#
+#   bash tools/setup.sh          # run moodwire on a CPU laptop (extra "laptop")
+#   bash tools/setup.sh --dev    # also the test tools (extra "dev")
+#   bash tools/setup.sh --gpu    # NVIDIA GPU box (extra "gpu" instead of "cpu")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras="laptop"
+case "${1:-}" in
+  --dev) extras="dev" ;;
+  --gpu) extras="video,audio,gpu,export" ;;
+  "") ;;
+  *) echo "usage: bash tools/setup.sh [--dev|--gpu]" >&2; exit 2 ;;
+esac
+
+python="${PYTHON:-python3}"
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "moodwire needs Python 3.11 or newer; set PYTHON=/path/to/python3.11" >&2
+  exit 2
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+apt_packages="libportaudio2 espeak-ng"   # PortAudio for the microphone; espeak-ng speaks the sample clip
+if ! "$python" -c 'import ensurepip' 2>/dev/null; then
+  apt_packages="$apt_packages python3-venv"
+fi
+missing=""
+for pkg in $apt_packages; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q $missing
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+pip=".venv/bin/pip"
+"$pip" install -q --disable-pip-version-check "torch==2.13.0"
+"$pip" install -q --disable-pip-version-check -e ".[$extras]"
+"$pip" check
+echo "moodwire is set up in .venv (extras: $extras)"
