@@ -53,10 +53,26 @@ def settle(sub, pub):
     raise AssertionError("subscription never reached the publisher")
 
 
-def test_queued_topic_delivers_every_message_in_order(bus):
-    pub = Publisher(bus.internal_pub, "test")
-    sub = Subscriber(bus.internal_sub, ["audio.", "system.node"])
-    settle(sub, pub)
+@pytest.fixture
+def linked(bus):
+    """link(prefix): a publisher and a subscriber (internal, or public tcp) that have met."""
+    made = []
+
+    def link(prefix: str, public: bool = False):
+        pub = Publisher(bus.internal_pub, "test")
+        sub = Subscriber(bus.public if public else bus.internal_sub, [prefix, "system.node"])
+        made.append((pub, sub))
+        settle(sub, pub)
+        return pub, sub
+
+    yield link
+    for pub, sub in made:
+        sub.close()
+        pub.close()
+
+
+def test_queued_topic_delivers_every_message_in_order(linked):
+    pub, sub = linked("audio.")
     for i in range(500):  # 1 kHz, twenty times audio.chunk's rate; a flood beyond bus.hwm would drop
         pub.send("audio.chunk", chunk(i))
         time.sleep(0.001)
@@ -64,13 +80,10 @@ def test_queued_topic_delivers_every_message_in_order(bus):
     assert [g.msg.chunk_index for g in got] == list(range(500))
     assert [g.msg.seq for g in got] == list(range(500))
     assert got[0].msg.source == "test" and got[0].msg.t_publish <= got[0].t_receive
-    sub.close(); pub.close()
 
 
-def test_latest_topic_keeps_only_the_newest_unread_frame(bus):
-    pub = Publisher(bus.internal_pub, "test")
-    sub = Subscriber(bus.internal_sub, ["video.", "system.node"])
-    settle(sub, pub)
+def test_latest_topic_keeps_only_the_newest_unread_frame(linked):
+    pub, sub = linked("video.")
     for i in range(50):
         pub.send("video.frame", frame(i))
     time.sleep(0.5)  # the subscriber reads nothing meanwhile
@@ -79,35 +92,26 @@ def test_latest_topic_keeps_only_the_newest_unread_frame(bus):
     assert sub.recv(0.2) is None
     fresh = sub.freshness("video.frame")
     assert fresh.received == 50 and fresh.superseded == 49
-    sub.close(); pub.close()
 
 
-def test_prefix_filters_topics(bus):
-    pub = Publisher(bus.internal_pub, "test")
-    sub = Subscriber(bus.internal_sub, ["audio.", "system.node"])
-    settle(sub, pub)
+def test_prefix_filters_topics(linked):
+    pub, sub = linked("audio.")
     pub.send("video.frame", frame(1))
     pub.send("audio.chunk", chunk(2))
     got = sub.recv(2.0)
     assert got.topic == "audio.chunk"
     assert sub.recv(0.3) is None
-    sub.close(); pub.close()
 
 
-def test_public_tcp_endpoint_carries_the_same_stream(bus):
-    pub = Publisher(bus.internal_pub, "test")
-    sub = Subscriber(bus.public, ["audio.", "system.node"])
-    settle(sub, pub)
+def test_public_tcp_endpoint_carries_the_same_stream(linked):
+    pub, sub = linked("audio.", public=True)
     for i in range(20):
         pub.send("audio.chunk", chunk(i))
     assert [sub.recv(2.0).msg.chunk_index for _ in range(20)] == list(range(20))
-    sub.close(); pub.close()
 
 
-def test_malformed_message_is_counted_and_skipped(bus):
-    pub = Publisher(bus.internal_pub, "test")
-    sub = Subscriber(bus.internal_sub, ["audio.", "system.node"])
-    settle(sub, pub)
+def test_malformed_message_is_counted_and_skipped(linked):
+    pub, sub = linked("audio.")
     pub.send_raw([b"audio.chunk", b"\xc1 not msgpack"])
     pub.send_raw([b"audio.chunk", b"\x80"])  # an empty map: no envelope
     huge = {"v": 1, "seq": 0, "t_capture": 0, "t_publish": 0, "source": "x", "valid": True, "chunk_index": 0,
@@ -117,13 +121,10 @@ def test_malformed_message_is_counted_and_skipped(bus):
     got = sub.recv(2.0)
     assert got.msg.chunk_index == 5
     assert sub.malformed == 3 and "needs" in sub.last_error
-    sub.close(); pub.close()
 
 
-def test_freshness_measures_rate_and_notices_silence(bus):
-    pub = Publisher(bus.internal_pub, "test")
-    sub = Subscriber(bus.internal_sub, ["audio.", "system.node"])
-    settle(sub, pub)
+def test_freshness_measures_rate_and_notices_silence(linked):
+    pub, sub = linked("audio.")
     assert sub.freshness("audio.chunk").alive is False
     start = time.monotonic()
     for i in range(50):  # 50 Hz for one second
@@ -136,4 +137,3 @@ def test_freshness_measures_rate_and_notices_silence(bus):
     assert sub.freshness("audio.chunk").updated is False  # nothing new since the last look
     time.sleep(3 / 50 + 0.1)  # three nominal periods of audio.chunk, and a margin
     assert sub.freshness("audio.chunk").alive is False
-    sub.close(); pub.close()

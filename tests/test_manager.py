@@ -9,6 +9,7 @@ import time
 import pytest
 
 from pipeline.bus import Subscriber
+from pipeline.clock import now_ns
 from tests.conftest import SYNTHETIC, pid_alive
 
 pytestmark = pytest.mark.slow
@@ -38,22 +39,23 @@ def test_starts_enabled_nodes_and_reports_their_health(start_pipeline):
     assert all(n.restarts == 0 and n.last_error == "" for n in health.nodes)
 
 
-@pytest.mark.parametrize("victim", ["video_source", "bus"])
+@pytest.mark.parametrize("victim", ["bus", "video_source", "audio_source", "placeholder_affect"])
 def test_sigkilled_node_is_restarted_within_2s_and_counted(start_pipeline, victim):
     pipeline = start_pipeline(*SYNTHETIC)
     before = pipeline.wait_healthy()
     old_pid = node(before, victim).pid
     others = {n.name: n.pid for n in before.nodes if n.name != victim}
     os.kill(old_pid, signal.SIGKILL)
-    killed_at = time.monotonic()
+    killed_at = now_ns()
     if victim == "bus":  # health travels over the bus: reconnect to see it again
         pipeline.health_sub.close()
         pipeline.health_sub = Subscriber(pipeline.endpoint, ["system.health"])
-    health, seen_at = wait_for(
+    health, _ = wait_for(
         pipeline, lambda h: node(h, victim).restarts == 1 and node(h, victim).alive, 10)
     restarted = node(health, victim)
     assert restarted.pid != old_pid and "SIGKILL" in restarted.last_error
-    assert seen_at - killed_at < 2.0 + 1.0  # restart within 2 s; health is published once a second
+    restart_delay_s = (health.t_capture - killed_at) / 1e9 - restarted.uptime_s
+    assert 0 < restart_delay_s < 2.0, restart_delay_s
     assert {n.name: n.pid for n in health.nodes if n.name != victim} == others
     assert all(n.alive for n in health.nodes)
     with Subscriber(pipeline.endpoint, ["video."]) as sub:
