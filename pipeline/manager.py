@@ -25,7 +25,7 @@ from typing import IO
 
 from pipeline.bus import BusEndpoints, Publisher, Subscriber
 from pipeline.clock import now_ns
-from pipeline.config import Config
+from pipeline.config import Config, ManagerConfig
 from pipeline.messages import NodeHealth, NodeStats, SystemHealth
 from pipeline.node_main import RUN_FILE
 from pipeline.paths import new_run_dir
@@ -33,6 +33,13 @@ from pipeline.process_table import NodeSpec, enabled_nodes
 
 START_DELAY_NS = 300_000_000  # t0 lies a little ahead so every source starts on the same timeline
 POLL_S = 0.05
+
+
+def next_backoff(previous_s: float, uptime_s: float, cfg: ManagerConfig) -> float:
+    """Delay before restarting a node that crashed after ``uptime_s``: doubles while it keeps crashing fast."""
+    if previous_s and uptime_s < cfg.stable_after_s:
+        return min(cfg.restart_backoff_max_s, previous_s * 2)
+    return cfg.restart_backoff_s
 
 
 @dataclass
@@ -136,10 +143,7 @@ class Manager:
         cause = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
         tail = next((line for line in reversed(proc.stderr_tail) if line.strip()), "")
         proc.last_error = f"{cause}: {tail}" if tail and code > 0 else cause
-        mcfg = self.config.manager
-        quick = now - proc.started_at < mcfg.stable_after_s
-        proc.backoff_s = min(mcfg.restart_backoff_max_s, proc.backoff_s * 2) if quick and proc.backoff_s \
-            else mcfg.restart_backoff_s
+        proc.backoff_s = next_backoff(proc.backoff_s, now - proc.started_at, self.config.manager)
         proc.restart_at = now + proc.backoff_s
         proc.state = "backoff"
         print(f"moodwire: node {proc.spec.name} {proc.last_error}; restarting in {proc.backoff_s:.1f} s",

@@ -96,3 +96,22 @@ def test_file_source_end_stops_the_run(start_pipeline, clip_video_only):
     pipeline = start_pipeline("--source", str(clip_video_only), "--set", "manager.drain_s=0.5")
     assert pipeline.proc.wait(20) == 0  # the 2 s clip ends, the run ends
     assert "all sources finished" in pipeline.output()
+
+
+def test_malformed_input_does_not_crash_a_node_and_shows_in_health(start_pipeline, isolated_env):
+    pipeline = start_pipeline(*SYNTHETIC)
+    before = pipeline.wait_healthy()
+    [run_dir] = os.listdir(isolated_env["XDG_RUNTIME_DIR"])
+    from pipeline.bus import Publisher
+    intruder = Publisher(f"ipc://{isolated_env['XDG_RUNTIME_DIR']}/{run_dir}/pub.sock", "intruder")
+    try:
+        for _ in range(20):  # the first few may be sent before the connection is up
+            intruder.send_raw([b"video.frame", b"\xc1 not msgpack"])
+            time.sleep(0.05)
+        health, _ = wait_for(pipeline, lambda h: "not valid msgpack" in node(h, "placeholder_affect").last_error, 10)
+    finally:
+        intruder.close()
+    affect = node(health, "placeholder_affect")
+    assert affect.alive and affect.restarts == 0 and affect.pid == node(before, "placeholder_affect").pid
+    with Subscriber(pipeline.endpoint, ["affect."]) as sub:
+        assert sub.recv(5.0) is not None  # still publishing
