@@ -44,21 +44,49 @@ class BusEndpoints:
         return cls(f"ipc://{run_dir}/pub.sock", f"ipc://{run_dir}/sub.sock", public)
 
 
-def run_proxy(endpoints: BusEndpoints, hwm: int = DEFAULT_HWM, context: zmq.Context | None = None) -> None:
-    """Forward every message from publishers to subscribers; blocks until interrupted."""
+def run_proxy(endpoints: BusEndpoints, hwm: int = DEFAULT_HWM, context: zmq.Context | None = None,
+              stop: threading.Event | None = None) -> None:
+    """Forward every message from publishers to subscribers until ``stop`` is set (or forever).
+
+    The forwarding runs in a worker thread and the calling thread waits on
+    ``stop`` in short steps: a signal may be delivered to one of libzmq's own
+    threads, and Python runs its handler only when the main thread executes
+    Python code, never while it sits inside ``zmq.proxy``.
+    """
     ctx = context or zmq.Context.instance()
     xsub = ctx.socket(zmq.XSUB)
     xpub = ctx.socket(zmq.XPUB)
+    xsub.setsockopt(zmq.RCVHWM, hwm)
+    xpub.setsockopt(zmq.SNDHWM, hwm)
     try:
-        xsub.setsockopt(zmq.RCVHWM, hwm)
-        xpub.setsockopt(zmq.SNDHWM, hwm)
         xsub.bind(endpoints.internal_pub)
         xpub.bind(endpoints.internal_sub)
         xpub.bind(endpoints.public)
-        zmq.proxy(xsub, xpub)
-    finally:
+    except zmq.ZMQError:
         xsub.close(linger=0)
         xpub.close(linger=0)
+        raise
+    control_address = f"inproc://moodwire-proxy-control-{id(xsub)}"
+    command = ctx.socket(zmq.PAIR)
+    command.bind(control_address)
+
+    def forward() -> None:
+        control = ctx.socket(zmq.PAIR)
+        control.connect(control_address)
+        try:
+            zmq.proxy_steerable(xsub, xpub, None, control)
+        finally:
+            for sock in (control, xsub, xpub):
+                sock.close(linger=0)
+
+    worker = threading.Thread(target=forward, name="moodwire-proxy", daemon=True)
+    worker.start()
+    stop = stop or threading.Event()
+    while not stop.wait(0.1) and worker.is_alive():
+        pass
+    command.send(b"TERMINATE")
+    worker.join(timeout=2.0)
+    command.close(linger=0)
 
 
 class Publisher:

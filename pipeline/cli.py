@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import signal
 import sys
-import threading
 from typing import Any, Sequence
 
 import numpy as np
 
 from pipeline.clock import now_ns
 from pipeline.config import ConfigError, load_config
+from pipeline.signals import stop_on_signals
 from pipeline.sources import SourceUnavailable
 
 
@@ -75,13 +74,6 @@ def _endpoint_arg(parser: argparse.ArgumentParser, help_text: str = "the pipelin
     parser.add_argument("--endpoint", default=load_config().bus.public, help=f"{help_text} (default %(default)s)")
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
 # ------------------------------------------------------------------ run
 
 
@@ -100,8 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problem:
         raise ConfigError(f"{problem}; set bus.public to a free endpoint, e.g. --set bus.public=tcp://127.0.0.1:5570")
     manager = Manager(config, notes)
-    signal.signal(signal.SIGINT, manager.request_stop)
-    signal.signal(signal.SIGTERM, manager.request_stop)
+    stop_on_signals(manager.stopping)
     return manager.run(args.duration)
 
 
@@ -111,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_listen(args: argparse.Namespace) -> int:
     from pipeline.bus import Subscriber
 
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     deadline = None if args.duration is None else now_ns() + int(args.duration * 1e9)
     printed = 0
     with Subscriber(args.endpoint, [args.prefix], queue_everything=True) as sub:
@@ -169,7 +160,7 @@ def plain(value: Any) -> Any:
 def cmd_record(args: argparse.Namespace) -> int:
     from pipeline.recording import record
 
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     n = record(args.endpoint, args.file, args.topics, stop, args.duration, args.count)
     print(f"moodwire: recorded {n} messages to {args.file}", file=sys.stderr)
     return 0
@@ -183,7 +174,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     problem = endpoint_problem(args.endpoint)
     if problem:
         raise ConfigError(f"{problem}; pass another --endpoint")
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     pub = Publisher(args.endpoint, "replay", bind=True)
     try:
         stop.wait(args.wait)  # PUB/SUB: subscribers joining late miss what was sent before

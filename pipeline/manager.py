@@ -110,9 +110,6 @@ class Manager:
             self.stop()
         return 0
 
-    def request_stop(self, *_: object) -> None:
-        self.stopping.set()
-
     def stop(self) -> None:
         """SIGINT to every node (the bus last), SIGKILL after the grace period; remove the run dir."""
         self.stopping.set()

@@ -20,6 +20,7 @@ from pipeline.bus import BusEndpoints
 from pipeline.config import from_dict
 from pipeline.node import NodeContext
 from pipeline.process_table import get_node
+from pipeline.signals import stop_on_signals
 
 RUN_FILE = "run.json"
 PR_SET_PDEATHSIG = 1
@@ -53,11 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = load_context(name, Path(run_dir))
     die_with_parent(json.loads((Path(run_dir) / RUN_FILE).read_text())["manager_pid"])
 
-    def on_signal(signum: int, _frame: object) -> None:
-        ctx.stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop_on_signals(ctx.stop)
     module = importlib.import_module(get_node(name).module)
     return module.main(ctx) or 0
 
