@@ -96,10 +96,12 @@ class Pipeline:
             self.proc = subprocess.Popen([*MOODWIRE, "run", "--set", f"bus.public={endpoint}", *args],
                                          env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
         self.health_sub = Subscriber(endpoint, ["system.health"])
+        self.node_pids: set[int] = set()  # every node process seen, to check none outlives the run
 
     def health(self, timeout: float = 10.0) -> SystemHealth:
         got = self.health_sub.recv(timeout)
         assert got is not None, f"no system.health within {timeout} s; output:\n{self.output()}"
+        self.node_pids.update(n.pid for n in got.msg.nodes if n.pid)
         return got.msg
 
     def wait_healthy(self, timeout: float = 20.0) -> SystemHealth:
@@ -135,7 +137,16 @@ def start_pipeline(endpoint, isolated_env):
 
     yield start
     for pipeline in started:
-        pipeline.stop(signal.SIGKILL if pipeline.proc.poll() is None else signal.SIGTERM)
+        try:
+            pipeline.stop(signal.SIGTERM, timeout=10)
+        except subprocess.TimeoutExpired:  # stop() has killed it; its nodes die with it
+            pass
+    deadline = time.monotonic() + 5
+    left = [pid for p in started for pid in p.node_pids]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = [pid for pid in left if pid_alive(pid)]
+    assert not left, f"node processes outlived their manager: {left}"
 
 
 SYNTHETIC = ("--set", "sources.video=synthetic", "--set", "sources.audio=synthetic")
