@@ -28,7 +28,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import signal
 import socket
 import sys
 import tempfile
@@ -76,15 +75,9 @@ def index_of(msg) -> int:
 
 def proxy_main(endpoints, hwm: int) -> None:
     from pipeline.bus import run_proxy
+    from pipeline.signals import stop_on_signals
 
-    def _stop(*_):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        run_proxy(endpoints, hwm=hwm)
-    except KeyboardInterrupt:
-        pass
+    run_proxy(endpoints, hwm=hwm, stop=stop_on_signals())  # Bench.close terminates it with SIGTERM
 
 
 def publisher_main(conn, endpoints, ev, hwm: int) -> None:
