@@ -22,12 +22,13 @@ from typing import Any, Iterable
 import zmq
 
 from pipeline.clock import now_ns
+from pipeline.config import BusConfig
 from pipeline.messages import Message
 from pipeline.topics import TOPICS, Policy, get_topic
 from pipeline.wire import WireError, decode, encode
 
-DEFAULT_PUBLIC = "tcp://127.0.0.1:5560"
-DEFAULT_HWM = 100
+DEFAULT_PUBLIC: str = BusConfig.public  # the defaults live in the config schema
+DEFAULT_HWM: int = BusConfig.hwm
 RATE_WINDOW_S = 2.0
 
 

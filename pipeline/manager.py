@@ -11,6 +11,7 @@ end of its file and is left finished. ``system.health`` is published at
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import shutil
@@ -77,7 +78,7 @@ class Manager:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        run = {"config": self.config.to_dict(), "endpoints": self.endpoints.__dict__,
+        run = {"config": self.config.to_dict(), "endpoints": dataclasses.asdict(self.endpoints),
                "t0_ns": now_ns() + START_DELAY_NS, "manager_pid": os.getpid()}
         (self.run_dir / RUN_FILE).write_text(json.dumps(run))
         for proc in self.nodes.values():

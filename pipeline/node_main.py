@@ -36,14 +36,16 @@ def die_with_parent(parent_pid: int) -> None:
         sys.exit(0)
 
 
-def load_context(name: str, run_dir: Path) -> NodeContext:
-    run = json.loads((run_dir / RUN_FILE).read_text())
-    spec = get_node(name)
+def read_run_file(run_dir: Path) -> dict:
+    return json.loads((run_dir / RUN_FILE).read_text())
+
+
+def context_from_run(name: str, run: dict) -> NodeContext:
     return NodeContext(
         name=name,
         config=from_dict(run["config"]),
         endpoints=BusEndpoints(**run["endpoints"]),
-        outputs=spec.all_outputs,
+        outputs=get_node(name).all_outputs,
         t0_ns=run["t0_ns"],
         stop=threading.Event(),
     )
@@ -51,9 +53,9 @@ def load_context(name: str, run_dir: Path) -> NodeContext:
 
 def main(argv: list[str] | None = None) -> int:
     name, run_dir = (argv or sys.argv[1:])[:2]
-    ctx = load_context(name, Path(run_dir))
-    die_with_parent(json.loads((Path(run_dir) / RUN_FILE).read_text())["manager_pid"])
-
+    run = read_run_file(Path(run_dir))
+    die_with_parent(run["manager_pid"])
+    ctx = context_from_run(name, run)
     stop_on_signals(ctx.stop)
     module = importlib.import_module(get_node(name).module)
     return module.main(ctx) or 0
