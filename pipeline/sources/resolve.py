@@ -66,8 +66,10 @@ def _fall_back(src, missing: dict[str, str], notes: list[str]):
     if "file" in (src.video, src.audio):
         notes.append(f"moodwire: {'; '.join(missing.values())}; that path stays idle")
         return dataclasses.replace(src, **{kind: "none" for kind in missing})
+    from pipeline.sources.sample_clip import clip_path
+
     what = " and ".join({"video": "no camera", "audio": "no microphone"}[k] for k in missing)
-    notes.append(f"moodwire: {what} found; using the sample clip (looping) for "
+    notes.append(f"moodwire: {what} found; using the sample clip {clip_path()} (looping) for "
                  f"{' and '.join(missing)} instead (sources.fallback = 'none' makes this an error)")
     return dataclasses.replace(src, **{kind: "sample" for kind in missing})
 

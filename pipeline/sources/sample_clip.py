@@ -34,9 +34,14 @@ SENTENCES = (
 SENTENCE_STARTS_S = (0.5, 4.5, 8.5)
 
 
-def ensure_sample_clip(directory: Path | None = None) -> Path:
+def clip_path() -> Path:
+    """Where the sample clip lives (or will, once made)."""
+    return cache_dir() / CLIP_NAME
+
+
+def ensure_sample_clip() -> Path:
     """Path of the sample clip, generating it first if it is not in the cache."""
-    path = (directory or cache_dir()) / CLIP_NAME
+    path = clip_path()
     if not path.exists():
         fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent)
         os.close(fd)
