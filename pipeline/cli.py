@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from typing import Any, Sequence
@@ -119,39 +118,35 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 def format_message(frames: list, t_receive: int, as_json: bool) -> str:
     """One line for any message: decoded by its registered type, raw header otherwise."""
-    from pipeline.wire import WireError, decode, split_frames
+    from pipeline.wire import WireError, decode, split_frames, to_plain
 
     try:
         topic, msg = decode(frames)
-        body = plain(msg)
+        body = to_plain(msg, _array_summary)
     except WireError as exc:
         try:
             topic, body, _ = split_frames(frames)
-            body = {**plain(body), "error": str(exc)}
+            body = {**body, "error": str(exc)}
         except WireError as exc2:
             topic, body = "<malformed>", {"error": str(exc2)}
     if as_json:
-        return json.dumps({"topic": topic, **body, "t_receive": t_receive})
+        return json.dumps({"topic": topic, **body, "t_receive": t_receive}, default=_json_fallback)
     age = (t_receive - body["t_capture"]) / 1e6 if isinstance(body.get("t_capture"), int) else None
     head = f"{topic} seq={body.get('seq')} valid={body.get('valid')}"
     head += f" age={age:.1f}ms" if age is not None else ""
     rest = {k: v for k, v in body.items() if k not in ("topic", "seq", "valid", "v", "t_publish", "t_capture")}
-    return f"{head} {json.dumps(rest)[:300]}"
+    return f"{head} {json.dumps(rest, default=_json_fallback)[:300]}"
 
 
-def plain(value: Any) -> Any:
-    """JSON-ready form; arrays become their dtype and shape."""
-    if isinstance(value, np.ndarray):
-        return {"dtype": value.dtype.str, "shape": list(value.shape)}
-    if dataclasses.is_dataclass(value):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, (bytes, memoryview)):
+def _array_summary(array: np.ndarray) -> dict:
+    return {"dtype": array.dtype.str, "shape": list(array.shape)}
+
+
+def _json_fallback(value: Any) -> Any:
+    """What JSON cannot hold as is: raw bytes (msgpack bin) of a header that did not decode."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
         return {"bytes": len(value)}
-    return value
+    return repr(value)
 
 
 # ------------------------------------------------------------------ record / replay

@@ -44,23 +44,28 @@ class WireError(ValueError):
 def encode(topic: str, msg: Message) -> list[bytes | memoryview]:
     """Frames for ``msg`` on ``topic``; array buffers are not copied."""
     buffers: list[memoryview] = []
-    header = _to_plain(msg, buffers)
-    return [topic.encode(), msgpack.packb(header, use_bin_type=True), *buffers]
 
-
-def _to_plain(value: Any, buffers: list[memoryview]) -> Any:
-    if isinstance(value, np.ndarray):
+    def to_buffer(value: np.ndarray) -> dict:
         arr = np.ascontiguousarray(value).reshape(value.shape)  # ascontiguousarray makes 0-d into 1-d
         if arr.dtype.str not in ALLOWED_DTYPES:
             raise WireError(f"array dtype {arr.dtype} cannot travel; use one of {sorted(ALLOWED_DTYPES)}")
         buffers.append(memoryview(arr).cast("B") if arr.size else memoryview(b""))
         return {BUF_KEY: len(buffers) - 1, "dtype": arr.dtype.str, "shape": list(arr.shape)}
+
+    header = to_plain(msg, to_buffer)
+    return [topic.encode(), msgpack.packb(header, use_bin_type=True), *buffers]
+
+
+def to_plain(value: Any, on_array: typing.Callable[[np.ndarray], Any]) -> Any:
+    """Dataclasses, lists and maps as plain msgpack/JSON values; each array replaced by ``on_array(array)``."""
+    if isinstance(value, np.ndarray):
+        return on_array(value)
     if dataclasses.is_dataclass(value):
-        return {f.name: _to_plain(getattr(value, f.name), buffers) for f in dataclasses.fields(value)}
+        return {f.name: to_plain(getattr(value, f.name), on_array) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
-        return [_to_plain(v, buffers) for v in value]
+        return [to_plain(v, on_array) for v in value]
     if isinstance(value, dict):
-        return {k: _to_plain(v, buffers) for k, v in value.items()}
+        return {k: to_plain(v, on_array) for k, v in value.items()}
     if isinstance(value, np.generic):
         return value.item()
     return value
