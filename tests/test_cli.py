@@ -6,6 +6,7 @@ import json
 import subprocess
 import time
 
+import msgpack
 import numpy as np
 import pytest
 import zmq
@@ -98,8 +99,7 @@ def test_record_then_replay_keeps_messages_and_timing(start_pipeline, tmp_path):
             got.append(item)
         assert replay.wait(20) == 0
     elapsed = time.monotonic() - started - 1.0
-    assert [g.msg.chunk_index for g in got] == [
-        int(__import__("msgpack").unpackb(r.frames[1])["chunk_index"]) for r in audio]
+    assert [g.msg.chunk_index for g in got] == [msgpack.unpackb(r.frames[1])["chunk_index"] for r in audio]
     assert span * 0.8 <= elapsed <= span + 4.0  # original spacing, not a burst
     shifted = got[0].msg.t_capture
     assert abs(shifted - got[0].t_receive) < 0.5e9  # restamped to now by default
