@@ -1,4 +1,4 @@
-"""The ``moodwire`` command: run, listen, record, replay, doctor."""
+"""The ``moodwire`` command: run, listen, record, replay, doctor, models, export."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from engines.engine import EngineError
+from engines.registry import ModelError
 from pipeline.clock import now_ns
 from pipeline.config import ConfigError, load_config
 from pipeline.signals import stop_on_signals
@@ -20,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, SourceUnavailable, OSError) as exc:
+    except (ConfigError, SourceUnavailable, ModelError, EngineError, OSError) as exc:
         print(f"moodwire: error: {exc}", file=sys.stderr)
         return 2
 
@@ -66,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="what is installed, and how to fix what is missing")
     doc.add_argument("--config", help="TOML config file (for the endpoint)")
     doc.set_defaults(func=cmd_doctor)
+
+    models = sub.add_parser("models", help="every model slot: source, license, checksum, status")
+    models.add_argument("--config", help="TOML config file (for [models] path overrides)")
+    models.add_argument("--json", action="store_true", help="one JSON object per slot")
+    models.set_defaults(func=cmd_models)
+
+    export = sub.add_parser("export", help="export a model slot to ONNX (and a TensorRT engine where possible)")
+    export.add_argument("slot", help="slot name, e.g. face-expression, or 'all'")
+    export.add_argument("--config", help="TOML config file (for [models] path overrides)")
+    export.set_defaults(func=cmd_export)
     return parser
 
 
@@ -195,6 +207,32 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(check.line())
     failed = [c.name for c in checks if c.required and not c.ok]
     return 1 if failed else 0
+
+
+# ------------------------------------------------------------------ models
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from pipeline.model_report import report_all
+
+    reports = report_all(load_config(args.config))
+    for report in reports:
+        print(json.dumps(report.to_dict()) if args.json else "\n".join(report.lines()))
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engines.registry import SLOTS, resolve
+    from exporters.slots import EXPORTERS, export_slot
+
+    config = load_config(args.config)
+    names = list(EXPORTERS) if args.slot == "all" else [args.slot]
+    for name in names:
+        model = resolve(name, getattr(config.models, SLOTS[name].config_key) if name in SLOTS else "")
+        result = export_slot(model, progress=lambda line: print(line, file=sys.stderr, flush=True))
+        print(f"{name}: {result.onnx_path} (ONNX Runtime vs PyTorch max |diff| {result.max_abs_diff:.2e}, "
+              f"tolerance {result.tolerance:.0e}); sidecar {result.sidecar_path}")
+    return 0
 
 
 if __name__ == "__main__":

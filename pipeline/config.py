@@ -69,8 +69,28 @@ class ManagerConfig:
 
 @dataclass
 class NodesConfig:
+    face: bool = field(default=True, metadata={"doc": "face node: video.frame -> face.tracks"})
     placeholder_affect: bool = field(
         default=True, metadata={"doc": "PLACEHOLDER echo node: affect.frame with valid=false, no estimates"})
+
+
+@dataclass
+class ModelsConfig:
+    """Path overrides for the model slots of engines/registry.py (``moodwire models`` lists them)."""
+
+    face_landmarker: str = text("", "your own mediapipe .task file instead of the packaged one; empty = packaged")
+    face_expression: str = text("", "your own mini-Xception Keras .hdf5 (fer layout); empty = packaged")
+
+
+@dataclass
+class FaceConfig:
+    max_faces: int = number(4, 1, 16, "most faces landmarked per frame")
+    track_iou_min: float = number(0.3, 0.01, 1.0, "box overlap that continues a track from the last frame")
+    track_max_gap_s: float = number(0.5, 0.0, 10.0,
+                                    "a face unseen for longer gets a new track id when it returns")
+    engine: str = choice("auto", "auto", "cpu", "cuda", "tensorrt",
+                         doc="expression model: auto = ONNX Runtime TensorRT > CUDA > CPU; cpu forces CPU")
+    threads: int = number(1, 1, 16, "ONNX Runtime threads for the expression model")
 
 
 @dataclass
@@ -79,6 +99,8 @@ class Config:
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     manager: ManagerConfig = field(default_factory=ManagerConfig)
     nodes: NodesConfig = field(default_factory=NodesConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -103,7 +103,13 @@ def check_tensorrt() -> Check:
 
 
 def check_models() -> Check:
-    return Check("models", True, "no model slots yet: the face and speech paths add them")
+    from pipeline.config import Config
+    from pipeline.model_report import report_all
+
+    reports = report_all(Config())
+    bad = [r for r in reports if not r.ok]
+    detail = ", ".join(f"{r.slot} {r.status}" for r in reports)
+    return Check("models", not bad, detail, "; ".join(r.fix for r in bad) + " (details: moodwire models)")
 
 
 def check_espeak() -> Check:

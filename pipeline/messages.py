@@ -56,6 +56,46 @@ class AudioChunk(Message):
 
 
 @dataclass(kw_only=True)
+class HeadPose:
+    """Degrees, from mediapipe's facial transformation matrix (convention in pipeline/face/head_pose.py)."""
+
+    yaw: float
+    pitch: float
+    roll: float
+
+
+@dataclass(kw_only=True)
+class FaceTrack:
+    """One face in one frame. ``valence``/``arousal`` are derived by a RULE, not a trained model:
+    the expression classes placed on Russell's circumplex, weighted by probability, nudged by
+    blendshapes (``FaceTracks.va_rule`` names it; pipeline/face/affect_rule.py defines it)."""
+
+    track_id: int
+    box: list[float]  # x0, y0, x1, y1 in pixels
+    landmarks: np.ndarray  # (478, 3) float32: x, y in pixels; z in the same scale as x
+    blendshapes: np.ndarray  # (52,) float32 scores in [0, 1], names in FaceTracks.blendshape_names
+    head_pose: HeadPose
+    crop: np.ndarray  # (64, 64) uint8 grey, eyes level: what the expression model saw
+    expression: np.ndarray  # (7,) float32 probabilities, labels in FaceTracks.expression_labels
+    valence: float
+    arousal: float
+
+
+@dataclass(kw_only=True)
+class FaceTracks(Message):
+    """Every face in one video frame; published for every frame, with ``faces: []`` when none is seen."""
+
+    frame_index: int
+    width: int
+    height: int
+    faces: list[FaceTrack] = field(default_factory=list)
+    expression_labels: list[str] = field(default_factory=list)
+    blendshape_names: list[str] = field(default_factory=list)
+    va_rule: str = ""
+    expression_backend: str = ""  # what the expression model ran on, e.g. onnxruntime:CPUExecutionProvider
+
+
+@dataclass(kw_only=True)
 class PersonAffect:
     """Fused estimate for one tracked person (filled in by the fusion issue)."""
 

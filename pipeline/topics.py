@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from pipeline.messages import AffectFrame, AudioChunk, Message, NodeStats, SystemHealth, VideoFrame
+from pipeline.messages import AffectFrame, AudioChunk, FaceTracks, Message, NodeStats, SystemHealth, VideoFrame
 
 
 class Policy(enum.Enum):
@@ -55,6 +55,8 @@ TOPICS: dict[str, Topic] = {
               "camera or file frames, BGR uint8"),
         Topic("audio.chunk", AudioChunk, 50.0, Policy.QUEUED,
               "16 kHz mono int16 PCM in 20 ms chunks"),
+        Topic("face.tracks", FaceTracks, 30.0, Policy.LATEST,
+              "per video frame: tracked faces, landmarks, blendshapes, head pose, expression, rule-based valence/arousal"),
         Topic("affect.frame", AffectFrame, 30.0, Policy.LATEST,
               "fused affect per video frame, per tracked person"),
         Topic("system.health", SystemHealth, 1.0, Policy.QUEUED,

