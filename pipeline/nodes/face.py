@@ -1,0 +1,15 @@
+"""Face node: video.frame -> face.tracks (logic in pipeline/face/step.py)."""
+
+from __future__ import annotations
+
+from pipeline.face.step import build_face_step
+from pipeline.node import NodeContext, run_step
+
+
+def main(ctx: NodeContext) -> int:
+    step = build_face_step(ctx.config)
+    try:
+        run_step(ctx, step)
+    finally:
+        step.close()
+    return 0
