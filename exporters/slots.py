@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import importlib
-import json
 from typing import Any, Callable
 
-from engines.registry import ModelError, ResolvedModel, get_slot, sha256_of
+from engines.registry import ModelError, ResolvedModel, get_slot
 
 Progress = Callable[[str], None]
 
@@ -29,17 +28,10 @@ def export_slot(model: ResolvedModel, progress: Progress = print) -> Any:
     export = getattr(importlib.import_module(module_name), func_name)
     model.derived_dir.mkdir(parents=True, exist_ok=True)
     result = export(model.path, model.sha256, model.derived_dir, progress)
-    _record_onnx_checksum(result.sidecar_path, result.onnx_path)
     from exporters.tensorrt_build import build_fp16_engine
 
     build_fp16_engine(result.onnx_path, model.derived_dir / "tensorrt", progress)
     return result
-
-
-def _record_onnx_checksum(sidecar_path, onnx_path) -> None:
-    data = json.loads(sidecar_path.read_text())
-    data["onnx_sha256"] = sha256_of(onnx_path)
-    sidecar_path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 __all__ = ["EXPORTERS", "export_slot", "exportable", "get_slot"]

@@ -1,0 +1,117 @@
+"""Export fer's mini-Xception to ``face_expression.onnx`` plus a JSON sidecar, checked against PyTorch.
+
+torch is imported only inside the export. The source file and its checksum come
+from the model registry (engines/registry.py, slot ``face-expression``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engines.registry import ModelError, get_slot, packaged_path, sha256_of
+from exporters.face_expression_spec import INPUT_NAME, INPUT_SIZE, LABELS, OUTPUT_NAME, PREPROCESSING
+
+ONNX_NAME = "face_expression.onnx"
+SIDECAR_NAME = "face_expression.json"
+OPSET = 17
+TOLERANCE = 1e-5  # absolute, on probabilities; measured ORT-vs-PyTorch difference is ~1e-6
+PARITY_SEED = 20240611
+PARITY_BATCHES = (1, 8)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    onnx_path: Path
+    sidecar_path: Path
+    max_abs_diff: float
+    tolerance: float
+
+
+def export_face_expression(source: Path, source_sha256: str, out_dir: Path,
+                           progress: Callable[[str], None] = print) -> ExportResult:
+    """Port, export and parity-check; the ONNX only appears under its final name once it passed."""
+    import torch
+
+    from exporters.mini_xception import load_fer_hdf5
+    from exporters.onnx_export import ParityError, export_onnx
+
+    source, out_dir = Path(source), Path(out_dir)
+    progress(f"checking {source.name} against its recorded sha256…")
+    actual = sha256_of(source)
+    if actual != source_sha256.lower():
+        raise ValueError(f"{source}: sha256 is {actual}, the recorded checksum is {source_sha256}")
+    progress(f"loading weights from {source}…")
+    model = load_fer_hdf5(source)
+    progress(f"exporting {ONNX_NAME} (opset {OPSET})…")
+    final = out_dir / ONNX_NAME
+    batch_axis = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+    candidate = export_onnx(model, (torch.from_numpy(_parity_crops(1)),), out_dir / f".{ONNX_NAME}.unchecked",
+                            [INPUT_NAME], [OUTPUT_NAME], batch_axis, OPSET)
+    try:
+        progress(f"checking parity with ONNX Runtime (batches {PARITY_BATCHES}, tolerance {TOLERANCE:g})…")
+        diff = _parity(candidate, model)
+        if not diff <= TOLERANCE:
+            raise ParityError(f"{ONNX_NAME}: ONNX Runtime differs from PyTorch by {diff:.3g} > {TOLERANCE:g}")
+        os.replace(candidate, final)
+    finally:
+        candidate.unlink(missing_ok=True)
+    sidecar = _write(out_dir / SIDECAR_NAME, source, actual, diff, final)
+    progress(f"wrote {final} (parity max abs diff {diff:.3g})")
+    return ExportResult(final, sidecar, diff, TOLERANCE)
+
+
+def _parity_crops(batch: int) -> np.ndarray:
+    """Fixed pseudo-random crops in the model's [-1, 1] input range."""
+    rng = np.random.default_rng(PARITY_SEED + batch)
+    return rng.uniform(-1, 1, (batch, 1, INPUT_SIZE, INPUT_SIZE)).astype(np.float32)
+
+
+def _parity(onnx_path: Path, model: nn.Module) -> float:
+    from exporters.onnx_export import max_abs_diff_vs_torch
+
+    return max(max_abs_diff_vs_torch(onnx_path, model, {INPUT_NAME: _parity_crops(b)}) for b in PARITY_BATCHES)
+
+
+def _source_package(source: Path) -> dict[str, str | None]:
+    """fer and its version when ``source`` is the packaged file; a user's own file has no package."""
+    packed = get_slot("face-expression").source
+    try:
+        is_packaged = packaged_path(packed).resolve() == source.resolve()
+    except ModelError:
+        is_packaged = False
+    if not is_packaged:
+        return {"package": None, "version": None, "license": None}
+    return {"package": packed.package, "version": packed.version, "license": packed.license}
+
+
+def _write(path: Path, source: Path, source_sha256: str, diff: float, onnx_path: Path) -> Path:
+    import torch
+
+    from exporters.onnx_export import write_sidecar
+
+    return write_sidecar(path, {
+        "model": "face_expression",
+        "architecture": "mini-Xception (FER2013), ported from Keras",
+        "onnx": onnx_path.name,
+        "onnx_sha256": sha256_of(onnx_path),
+        "inputs": [{"name": INPUT_NAME, "shape": ["batch", 1, INPUT_SIZE, INPUT_SIZE], "dtype": "float32"}],
+        "outputs": [{"name": OUTPUT_NAME, "shape": ["batch", len(LABELS)], "dtype": "float32",
+                     "meaning": "softmax probabilities in labels order"}],
+        "preprocessing": PREPROCESSING,
+        "labels": list(LABELS),
+        "source": {"file": str(source), "sha256": source_sha256, **_source_package(source)},
+        "opset": OPSET,
+        "torch_version": torch.__version__,
+        "exporter": "torch.onnx.export(dynamo=False)",
+        "parity": {"max_abs_diff": diff, "tolerance": TOLERANCE, "batches": list(PARITY_BATCHES),
+                   "seed": PARITY_SEED, "reference": "PyTorch port, CPU", "runtime": "onnxruntime CPU"},
+    })
