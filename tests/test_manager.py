@@ -31,7 +31,7 @@ def wait_for(pipeline, predicate, timeout):
 def test_starts_enabled_nodes_and_reports_their_health(start_pipeline):
     pipeline = start_pipeline(*SYNTHETIC)
     health = pipeline.wait_healthy()
-    assert {n.name for n in health.nodes} == {"bus", "video_source", "audio_source", "placeholder_affect"}
+    assert {n.name for n in health.nodes} == {"bus", "video_source", "audio_source", "face", "placeholder_affect"}
     health, _ = wait_for(pipeline, lambda h: node(h, "video_source").rate_hz > 0, 5)
     assert 25 <= node(health, "video_source").rate_hz <= 35
     assert 40 <= node(health, "audio_source").rate_hz <= 60

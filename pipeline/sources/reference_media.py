@@ -59,6 +59,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = FPS) -> Path:
     """Write BGR frames as an H.264 mp4 (written to a temporary name, then renamed)."""
     import av
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.mp4")
     height, width = frames[0].shape[:2]
     with av.open(str(tmp), "w") as container:
