@@ -7,20 +7,18 @@ from pathlib import Path
 from typing import Callable
 
 from engines.engine import Engine, EngineError
-from engines.registry import ModelError, ResolvedModel, resolve, sha256_of
+from engines.registry import ResolvedModel, resolve, sha256_of
 
 Progress = Callable[[str], None]
 
 
 def load_engine(path: Path, engine: str = "auto", threads: int = 1) -> Engine:
     """An engine for an ONNX file. ``engine``: auto (TensorRT > CUDA > CPU provider), cpu, cuda or tensorrt."""
-    from engines.onnxruntime_backend import OrtEngine
+    from engines.onnxruntime_backend import ENGINE_PROVIDERS, OrtEngine
 
-    wanted = {"auto": ("tensorrt", "cuda", "cpu"), "cpu": ("cpu",), "cuda": ("cuda", "cpu"),
-              "tensorrt": ("tensorrt", "cpu")}
-    if engine not in wanted:
-        raise EngineError(f"engine {engine!r} is not known; use one of {', '.join(wanted)}")
-    return OrtEngine(path, wanted[engine], threads)
+    if engine not in ENGINE_PROVIDERS:
+        raise EngineError(f"engine {engine!r} is not known; use one of {', '.join(ENGINE_PROVIDERS)}")
+    return OrtEngine(path, ENGINE_PROVIDERS[engine], threads)
 
 
 def exported(name: str, override: str = "", progress: Progress = print) -> tuple[ResolvedModel, Path]:
@@ -44,6 +42,3 @@ def _matches_sidecar(onnx_path: Path, sidecar_path: Path) -> bool:
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return recorded == sha256_of(onnx_path)
-
-
-__all__ = ["exported", "load_engine", "ModelError", "EngineError"]

@@ -17,9 +17,13 @@ from engines.engine import EngineError, Stopwatch
 
 PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 SHORT_NAMES = {"tensorrt": PREFERENCE[0], "cuda": PREFERENCE[1], "cpu": PREFERENCE[2]}
+# config face.engine -> the providers asked for, best first (CPU is always added last)
+ENGINE_PROVIDERS: dict[str, tuple[str, ...]] = {
+    "auto": tuple(SHORT_NAMES), "cpu": ("cpu",), "cuda": ("cuda", "cpu"), "tensorrt": ("tensorrt", "cpu"),
+}
 
 
-def choose_providers(available: Sequence[str], wanted: Sequence[str] = ("tensorrt", "cuda", "cpu")) -> list[str]:
+def choose_providers(available: Sequence[str], wanted: Sequence[str] = ENGINE_PROVIDERS["auto"]) -> list[str]:
     """The wanted providers this build has, in preference order, always ending with CPU."""
     chosen = [SHORT_NAMES[w] for w in wanted if SHORT_NAMES[w] in available]
     if PREFERENCE[-1] not in chosen:
@@ -30,7 +34,7 @@ def choose_providers(available: Sequence[str], wanted: Sequence[str] = ("tensorr
 class OrtEngine:
     """One ONNX Runtime session with the engine interface."""
 
-    def __init__(self, path: Path, wanted: Sequence[str] = ("tensorrt", "cuda", "cpu"), threads: int = 1) -> None:
+    def __init__(self, path: Path, wanted: Sequence[str] = ENGINE_PROVIDERS["auto"], threads: int = 1) -> None:
         import onnxruntime as ort
 
         unknown = [w for w in wanted if w not in SHORT_NAMES]
@@ -46,7 +50,6 @@ class OrtEngine:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise EngineError(f"cannot load ONNX model {path}: {exc}; re-export it with `moodwire export`") from exc
         self.backend = "onnxruntime:" + self._session.get_providers()[0]
-        self.input_names = [i.name for i in self._session.get_inputs()]
         self._watch = Stopwatch()
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
-from engines.registry import ModelError, ResolvedModel, get_slot
+from engines.registry import ModelError, ResolvedModel
 
 Progress = Callable[[str], None]
 
@@ -15,12 +15,8 @@ EXPORTERS: dict[str, str] = {
 }
 
 
-def exportable(name: str) -> bool:
-    return name in EXPORTERS
-
-
 def export_slot(model: ResolvedModel, progress: Progress = print) -> Any:
-    """Export the slot's ONNX (parity-checked), record its checksum, then a TensorRT engine where possible."""
+    """Export the slot's ONNX (parity-checked, sidecar with its checksum), then a TensorRT engine where possible."""
     if model.slot.name not in EXPORTERS:
         raise ModelError(f"slot {model.slot.name!r} is used as it is; nothing to export "
                          f"(exportable: {', '.join(EXPORTERS)})")
@@ -32,6 +28,3 @@ def export_slot(model: ResolvedModel, progress: Progress = print) -> Any:
 
     build_fp16_engine(result.onnx_path, model.derived_dir / "tensorrt", progress)
     return result
-
-
-__all__ = ["EXPORTERS", "export_slot", "exportable", "get_slot"]
