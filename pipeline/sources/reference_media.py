@@ -47,12 +47,13 @@ def packaged_clip(name: str) -> Path:
     return path
 
 
-def read_frames(path: Path, size: tuple[int, int] = SIZE) -> list[np.ndarray]:
-    """All frames of a video as BGR uint8 arrays scaled to ``size`` (width, height)."""
+def read_frames(path: Path, size: tuple[int, int] | None = SIZE) -> list[np.ndarray]:
+    """All frames of a video as BGR uint8 arrays scaled to ``size`` (width, height); None keeps its own size."""
     import av
 
+    scale = {"width": size[0], "height": size[1]} if size else {}
     with av.open(str(path)) as container:
-        return [f.to_ndarray(format="bgr24", width=size[0], height=size[1]) for f in container.decode(video=0)]
+        return [f.to_ndarray(format="bgr24", **scale) for f in container.decode(video=0)]
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int = FPS) -> Path:
