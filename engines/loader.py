@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from engines.engine import Engine, EngineError
-from engines.registry import ResolvedModel, resolve, sha256_of
+from engines.registry import resolve, sha256_of
 
 Progress = Callable[[str], None]
 
@@ -21,8 +21,8 @@ def load_engine(path: Path, engine: str = "auto", threads: int = 1) -> Engine:
     return OrtEngine(path, ENGINE_PROVIDERS[engine], threads)
 
 
-def exported(name: str, override: str = "", progress: Progress = print) -> tuple[ResolvedModel, Path]:
-    """The slot's checked source and its ONNX file, exporting it first when the cache lacks it
+def exported(name: str, override: str = "", progress: Progress = print) -> Path:
+    """The ONNX file made from the slot's checked source, exporting it first when the cache lacks it
     or the cached file no longer matches the checksum its sidecar recorded."""
     model = resolve(name, override)
     onnx_name, sidecar_name = model.slot.derived
@@ -33,7 +33,7 @@ def exported(name: str, override: str = "", progress: Progress = print) -> tuple
         from exporters.slots import export_slot
 
         export_slot(model, progress)
-    return model, onnx_path
+    return onnx_path
 
 
 def _matches_sidecar(onnx_path: Path, sidecar_path: Path) -> bool:

@@ -103,7 +103,7 @@ def face_models(session_cache) -> Path:
     """The expression model exported once into the session cache; returns its ONNX path."""
     from engines.loader import exported
 
-    return exported("face-expression", progress=lambda line: None)[1]
+    return exported("face-expression", progress=lambda line: None)
 
 
 @pytest.fixture(scope="session")

@@ -34,8 +34,12 @@ class FaceStep:
         self.landmarker = landmarker
         self.expression = expression
         self.tracker = tracker
-        self.timings: dict[str, float] = {}
         self._watches = {k: Stopwatch() for k in ("landmarks_ms", "expression_ms", "total_ms")}
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Stage times of the last analysed frame, in milliseconds."""
+        return {k: watch.last_ms for k, watch in self._watches.items()}
 
     def process(self, topic: str, msg: Message) -> Outputs:
         assert isinstance(msg, VideoFrame)
@@ -45,7 +49,7 @@ class FaceStep:
         return ()
 
     def analyse(self, frame: VideoFrame) -> FaceTracks:
-        """Every face of one frame; ``timings`` then holds this frame's stage times."""
+        """Every face of one frame; ``timings`` then gives this frame's stage times."""
         import cv2
 
         w = self._watches
@@ -54,7 +58,6 @@ class FaceStep:
                 rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
                 raw = self.landmarker.detect(rgb, frame.t_capture // 1_000_000)
             faces = self._faces(frame, raw)
-        self.timings = {k: watch.last_ms for k, watch in w.items()}
         return FaceTracks(
             frame_index=frame.frame_index, width=frame.width, height=frame.height,
             t_capture=frame.t_capture, valid=frame.valid, faces=faces,
@@ -100,7 +103,7 @@ def build_face_step(config: Config | None = None,
 
     config = config or Config()
     landmarks_model = resolve("face-landmarker", config.models.face_landmarker)
-    _, onnx_path = exported("face-expression", config.models.face_expression, progress)
+    onnx_path = exported("face-expression", config.models.face_expression, progress)
     engine = load_engine(onnx_path, config.face.engine, config.face.threads)
     engine.warm_up()
     landmarker = Landmarker(landmarks_model.path, config.face.max_faces)
