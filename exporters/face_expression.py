@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engines.registry import get_slot, sha256_of
+from exporters.results import ExportResult
 from exporters.face_expression_spec import INPUT_NAME, INPUT_SIZE, LABELS, OUTPUT_NAME, PREPROCESSING
 
 ONNX_NAME, SIDECAR_NAME = get_slot("face-expression").derived  # the registry names the cached files
@@ -26,13 +26,7 @@ PARITY_BATCHES = (1, 8)
 if TYPE_CHECKING:
     from torch import nn
 
-
-@dataclass(frozen=True)
-class ExportResult:
-    onnx_path: Path
-    sidecar_path: Path
-    max_abs_diff: float
-    tolerance: float
+    from engines.registry import ResolvedModel
 
 
 def export_face_expression(source: Path, source_sha256: str, out_dir: Path,
@@ -110,3 +104,8 @@ def _write(path: Path, source: Path, source_sha256: str, diff: float, onnx_path:
         "parity": {"max_abs_diff": diff, "tolerance": TOLERANCE, "batches": list(PARITY_BATCHES),
                    "seed": PARITY_SEED, "reference": "PyTorch port, CPU", "runtime": "onnxruntime CPU"},
     })
+
+
+def export_from_slot(model: ResolvedModel, progress: Callable[[str], None] = print) -> ExportResult:
+    """The slot-table entry (exporters/slots.py): export the resolved slot file into its cache folder."""
+    return export_face_expression(model.path, model.sha256, model.derived_dir, progress)

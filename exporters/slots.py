@@ -9,9 +9,12 @@ from engines.registry import ModelError, ResolvedModel
 
 Progress = Callable[[str], None]
 
-# slot name -> "module:function"; the function takes (source, source_sha256, out_dir, progress).
+# slot name -> "module:function"; the function takes (model: ResolvedModel, progress) and writes
+# the slot's derived files into model.derived_dir.
 EXPORTERS: dict[str, str] = {
-    "face-expression": "exporters.face_expression:export_face_expression",
+    "face-expression": "exporters.face_expression:export_from_slot",
+    "asr-base": "exporters.whisper_join:join_whisper_base",
+    "text-encoder": "exporters.text_encoder:export_text_encoder",
 }
 
 
@@ -23,8 +26,10 @@ def export_slot(model: ResolvedModel, progress: Progress = print) -> Any:
     module_name, func_name = EXPORTERS[model.slot.name].split(":")
     export = getattr(importlib.import_module(module_name), func_name)
     model.derived_dir.mkdir(parents=True, exist_ok=True)
-    result = export(model.path, model.sha256, model.derived_dir, progress)
-    from exporters.tensorrt_build import build_fp16_engine
+    result = export(model, progress)
+    onnx_path = getattr(result, "onnx_path", None)
+    if onnx_path is not None:
+        from exporters.tensorrt_build import build_fp16_engine
 
-    build_fp16_engine(result.onnx_path, model.derived_dir / "tensorrt", progress)
+        build_fp16_engine(onnx_path, model.derived_dir / "tensorrt", progress)
     return result

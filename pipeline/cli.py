@@ -224,14 +224,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from engines.registry import get_slot, resolve
     from exporters.slots import EXPORTERS, export_slot
+    from pipeline.model_report import slot_override
 
     config = load_config(args.config)
     names = list(EXPORTERS) if args.slot == "all" else [args.slot]
     for name in names:
-        model = resolve(name, getattr(config.models, get_slot(name).config_key))
+        model = resolve(name, slot_override(config, get_slot(name)))
         result = export_slot(model, progress=lambda line: print(line, file=sys.stderr, flush=True))
-        print(f"{name}: {result.onnx_path} (ONNX Runtime vs PyTorch max |diff| {result.max_abs_diff:.2e}, "
-              f"tolerance {result.tolerance:.0e}); sidecar {result.sidecar_path}")
+        print(f"{name}: {result.summary()}")
     return 0
 
 

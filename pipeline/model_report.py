@@ -66,6 +66,11 @@ def _failed(report: SlotReport, status: str, exc: Exception) -> SlotReport:
     return report
 
 
+def slot_override(config: Config, slot: ModelSlot) -> str:
+    """The user's file for the slot from ``[models]``, or "" (the packaged one)."""
+    return getattr(config.models, slot.config_key) if slot.config_key else ""
+
+
 def report_all(config: Config) -> list[SlotReport]:
-    return [report_slot(slot, getattr(config.models, slot.config_key)) for slot in SLOTS.values()]
+    return [report_slot(slot, slot_override(config, slot)) for slot in SLOTS.values()]
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from pipeline.messages import AffectFrame, AudioChunk, FaceTracks, Message, NodeStats, SystemHealth, VideoFrame
+from pipeline.messages import (AffectFrame, AudioChunk, FaceTracks, Message, NodeStats, SpeechEvent, SystemHealth,
+                               TextAffect, Transcript, UtteranceAudio, VideoFrame, VoiceAffect)
 
 
 class Policy(enum.Enum):
@@ -57,6 +58,16 @@ TOPICS: dict[str, Topic] = {
               "16 kHz mono int16 PCM in 20 ms chunks"),
         Topic("face.tracks", FaceTracks, 30.0, Policy.LATEST,
               "per video frame: tracked faces, landmarks, blendshapes, head pose, expression, rule-based valence/arousal"),
+        Topic("speech.vad", SpeechEvent, None, Policy.QUEUED,
+              "an utterance starts or ends (capture times; end says why)"),
+        Topic("speech.audio", UtteranceAudio, None, Policy.QUEUED,
+              "each utterance's audio, in contiguous pieces while it is heard; the final piece closes it"),
+        Topic("speech.transcript", Transcript, None, Policy.QUEUED,
+              "faster-whisper text with word times: partials during long utterances, then the final"),
+        Topic("voice.affect", VoiceAffect, None, Policy.QUEUED,
+              "per utterance: prosody features, rule-based arousal, trained-model probabilities if configured"),
+        Topic("text.affect", TextAffect, None, Policy.QUEUED,
+              "per transcript: 7-class emotion and valence/arousal by similarity to prototype sentences"),
         Topic("affect.frame", AffectFrame, 30.0, Policy.LATEST,
               "fused affect per video frame, per tracked person"),
         Topic("system.health", SystemHealth, 1.0, Policy.QUEUED,

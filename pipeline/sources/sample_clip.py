@@ -11,16 +11,14 @@ no face in it.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import tempfile
-import wave
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.paths import cache_dir
 from pipeline.sources import AUDIO_RATE
+from pipeline.sources.spoken import espeak_available, speak
 
 CLIP_NAME = "sample_v1.mp4"
 DURATION_S = 12.0
@@ -58,7 +56,7 @@ def make_audio() -> np.ndarray:
     """DURATION_S of 16 kHz mono int16: spoken sentences, or tone bursts without espeak-ng."""
     audio = np.zeros(int(DURATION_S * AUDIO_RATE), dtype=np.int16)
     for start_s, sentence in zip(SENTENCE_STARTS_S, SENTENCES):
-        speech = speak(sentence)
+        speech = speak(sentence) if espeak_available() else None
         if speech is None:
             t = np.arange(int(2.0 * AUDIO_RATE)) / AUDIO_RATE
             speech = (np.sin(2 * np.pi * 180 * t) * np.hanning(t.size) * 8000).astype(np.int16)
@@ -66,21 +64,6 @@ def make_audio() -> np.ndarray:
         speech = speech[: audio.size - begin]
         audio[begin:begin + speech.size] = speech
     return audio
-
-
-def speak(sentence: str) -> np.ndarray | None:
-    """espeak-ng's rendering of ``sentence`` at 16 kHz, or None where it is not installed."""
-    if shutil.which("espeak-ng") is None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "s.wav"
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(wav), sentence],
-                       check=True, capture_output=True)
-        with wave.open(str(wav)) as fh:
-            rate = fh.getframerate()
-            samples = np.frombuffer(fh.readframes(fh.getnframes()), dtype=np.int16)
-    positions = np.arange(0, samples.size, rate / AUDIO_RATE)
-    return np.interp(positions, np.arange(samples.size), samples).astype(np.int16)
 
 
 def face_frame(index: int, loudness: float, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
