@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any, Sequence
 
@@ -141,13 +142,25 @@ def format_message(frames: list, t_receive: int, as_json: bool) -> str:
             body = {**body, "error": str(exc)}
         except WireError as exc2:
             topic, body = "<malformed>", {"error": str(exc2)}
+    body = _finite(body)
     if as_json:
-        return json.dumps({"topic": topic, **body, "t_receive": t_receive}, default=_json_fallback)
+        return json.dumps({"topic": topic, **body, "t_receive": t_receive}, default=_json_fallback, allow_nan=False)
     age = (t_receive - body["t_capture"]) / 1e6 if isinstance(body.get("t_capture"), int) else None
     head = f"{topic} seq={body.get('seq')} valid={body.get('valid')}"
     head += f" age={age:.1f}ms" if age is not None else ""
     rest = {k: v for k, v in body.items() if k not in ("topic", "seq", "valid", "v", "t_publish", "t_capture")}
     return f"{head} {json.dumps(rest, default=_json_fallback)[:300]}"
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (a prosody measure that does not exist) as null: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _array_summary(array: np.ndarray) -> dict:

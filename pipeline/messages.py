@@ -208,6 +208,7 @@ class TextAffect(Message):
     confidence: float = 0.0
     method: str = ""
     backend: str = ""  # what the encoder ran on
+    note: str = ""  # why valid is False (an empty or failed transcript)
 
 
 @dataclass(kw_only=True)

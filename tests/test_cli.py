@@ -150,3 +150,21 @@ def test_busy_public_endpoint_is_reported(endpoint):
     finally:
         holder.close(0)
     assert result.returncode == 2 and "is in use" in result.stderr and "bus.public" in result.stderr
+
+
+def test_listen_json_writes_a_measure_that_does_not_exist_as_null():
+    import json as json_module
+
+    from pipeline.cli import format_message
+    from pipeline.messages import VoiceAffect, VoiceFeatures
+    from pipeline.wire import encode
+
+    nan = float("nan")
+    features = VoiceFeatures(duration_s=0.5, voiced_fraction=0.0, f0_mean_hz=nan, f0_range_st=nan, energy_db=-80.0,
+                             energy_range_db=0.0, speaking_rate=nan, speaking_rate_source="energy-peaks",
+                             jitter=nan, shimmer=nan, hnr_db=float("-inf"))
+    msg = VoiceAffect(utterance_id=1, t_start=1, t_end=2, features=features, arousal=0.0, arousal_rule="r")
+    line = format_message([bytes(f) for f in encode("voice.affect", msg)], 3, as_json=True)
+    parsed = json_module.loads(line)  # strict JSON: no NaN tokens
+    assert parsed["features"]["f0_mean_hz"] is None and parsed["features"]["hnr_db"] is None
+    assert parsed["features"]["energy_db"] == -80.0 and "NaN" not in line

@@ -1,0 +1,11 @@
+"""Text node: speech.transcript -> text.affect (logic in pipeline/text/step.py)."""
+
+from __future__ import annotations
+
+from pipeline.node import NodeContext, run_step
+from pipeline.text.step import build_text_step
+
+
+def main(ctx: NodeContext) -> int:
+    run_step(ctx, build_text_step(ctx.config))
+    return 0

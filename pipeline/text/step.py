@@ -1,0 +1,97 @@
+"""The text node's logic: speech.transcript in, text.affect out.
+
+Final transcripts are always scored; partial ones only with ``text.partials``
+(a partial is usually rewritten a moment later, and each one costs an encoder
+call). A transcript that is empty, failed, or itself not valid still gets a
+``text.affect``, with ``valid: false``, so fusion sees the utterance was heard.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from engines.engine import Stopwatch
+from pipeline.config import Config
+from pipeline.messages import Message, TextAffect, Transcript
+from pipeline.node import Outputs
+from pipeline.text.classifier import TextClassifier
+
+Progress = Callable[[str], None]
+
+
+class TextStep:
+    inputs = ("speech.transcript",)
+
+    def __init__(self, classifier: TextClassifier, backend: str, partials: bool = False) -> None:
+        self.classifier = classifier
+        self.backend = backend
+        self.partials = partials
+        self.watch = Stopwatch()  # milliseconds of the last scored transcript
+
+    def process(self, topic: str, msg: Message) -> Outputs:
+        assert isinstance(msg, Transcript)
+        if msg.final or self.partials:
+            yield "text.affect", self.analyse(msg)
+
+    def idle(self, now: int) -> Outputs:
+        return ()
+
+    def analyse(self, msg: Transcript) -> TextAffect:
+        problem = _problem(msg)
+        if problem:
+            return self._invalid(msg, problem)
+        with self.watch:
+            score = self.classifier.score(msg.text.strip())
+        return self._affect(msg, probs=[float(p) for p in score.probs], valence=score.valence,
+                            arousal=score.arousal, confidence=score.confidence)
+
+    def _affect(self, msg: Transcript, **estimate: object) -> TextAffect:
+        return TextAffect(utterance_id=msg.utterance_id, t_start=msg.t_start, t_end=msg.t_end, text=msg.text,
+                          final=msg.final, labels=list(self.classifier.labels), method=self.classifier.method,
+                          backend=self.backend, t_capture=msg.t_capture, **estimate)
+
+    def _invalid(self, msg: Transcript, note: str) -> TextAffect:
+        uniform = [1.0 / len(self.classifier.labels)] * len(self.classifier.labels)
+        return self._affect(msg, probs=uniform, valence=0.0, arousal=0.0, confidence=0.0, valid=False, note=note)
+
+
+def _problem(msg: Transcript) -> str:
+    """Why a transcript cannot be scored, or "" when it can."""
+    if msg.error:
+        return f"transcription failed: {msg.error}"
+    if not msg.valid:
+        return "the transcript is not valid"
+    if not msg.text.strip():
+        return "empty transcript: no words to score"
+    return ""
+
+
+def build_classifier(config: Config | None = None, progress: Progress = print,
+                     negation_rule: bool = True) -> tuple[TextClassifier, str]:
+    """Checked encoder (exported to ONNX first if the cache lacks it), tokenizer and prototypes;
+    returns the classifier and what the encoder runs on."""
+    from engines.loader import exported, load_engine
+    from engines.registry import sha256_of
+    from pipeline.paths import cache_dir
+    from pipeline.text.encoder import SentenceEmbedder
+    from pipeline.text.prototypes import load_prototypes
+    from pipeline.text.tokenizer import TextTokenizer, packaged_tokenizer_path
+
+    config = config or Config()
+    prototypes = load_prototypes(config.text.prototypes)  # first: a bad file fails before any model work
+    onnx_path = exported("text-encoder", config.models.text_encoder, progress)
+    engine = load_engine(onnx_path, config.text.engine, config.text.threads)
+    engine.warm_up()
+    embedder = SentenceEmbedder(engine, TextTokenizer(packaged_tokenizer_path()), sha256_of(onnx_path))
+    classifier = TextClassifier(embedder, prototypes, negation_rule, cache_dir() / "text")
+    return classifier, engine.backend
+
+
+def build_text_step(config: Config | None = None,
+                    progress: Progress = lambda line: print(line, file=sys.stderr)) -> TextStep:
+    """The step with its models loaded and warmed up (one sentence scored), ready for the first transcript."""
+    config = config or Config()
+    classifier, backend = build_classifier(config, progress)
+    classifier.score("Warming up the text encoder.")
+    return TextStep(classifier, backend, config.text.partials)

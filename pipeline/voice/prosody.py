@@ -1,0 +1,244 @@
+"""Prosody of one utterance from its samples, in numpy only (fast enough to run per utterance on a CPU).
+
+Everything here is a cheap approximation, chosen so a 5 s utterance costs milliseconds:
+
+- Frames of 40 ms every 10 ms (``FRAME_S``, ``HOP_S``): 40 ms holds two periods of a 50 Hz voice.
+- F0: the autocorrelation method of Boersma (1993) without his path finder: per Hann-windowed frame,
+  the normalised autocorrelation divided by the window's own autocorrelation, the best peak between
+  ``F0_MAX_HZ`` and ``F0_MIN_HZ`` refined by a parabola, and a voicing decision (peak height at least
+  ``VOICING_THRESHOLD`` in a frame loud enough to be speech). Isolated octave errors are not corrected.
+- Energy: RMS level per frame in dBFS (0 dBFS = an RMS of full scale, so a full-scale sine is -3 dBFS).
+  Frames within ``ACTIVE_RANGE_DB`` of the loudest and above ``SILENCE_DBFS`` count as "active" speech;
+  the VAD's pre-roll and hangover silence is thereby left out of the levels and the rate.
+- Speaking rate without words: syllable nuclei after de Jong & Wempe (2009), simplified: voiced peaks
+  of the level track that stand out by ``NUCLEUS_DIP_DB`` from the dip before them, per second of
+  active speech (an articulation rate, pauses excluded).
+- Voice quality: frame-level stand-ins, NOT Praat's cycle-level measures, so the numbers are not
+  comparable with clinical norms: jitter from 10 ms-apart F0 estimates (intonation contributes),
+  shimmer from 10 ms-apart frame amplitudes, HNR from the autocorrelation peak r as 10 log10(r / (1 - r)).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from pipeline.messages import VoiceFeatures, Word
+
+FRAME_S = 0.040
+HOP_S = 0.010
+F0_MIN_HZ = 50.0
+F0_MAX_HZ = 500.0
+VOICING_THRESHOLD = 0.5  # normalised autocorrelation peak; Boersma's default is 0.45
+SILENCE_DBFS = -60.0  # quieter frames are never speech
+ACTIVE_RANGE_DB = 35.0  # frames this far below the loudest frame are pauses or background
+NUCLEUS_DIP_DB = 2.0  # de Jong & Wempe's dip between two syllable peaks
+NUCLEUS_BELOW_MAX_DB = 25.0  # a syllable peak is at most this far below the loudest frame
+PERIOD_JUMP = 1.3  # consecutive F0 periods differing by more are a voicing or octave break, not jitter
+HNR_R_MAX = 0.999  # caps HNR at 30 dB
+OCTAVE_RATIO = 0.85  # a shorter-lag peak this close to the best one wins
+OUTLIER_RATIO = 1.5  # F0 this far from its neighbours' median is a tracking error, dropped
+OUTLIER_SPAN = 5  # frames either side for that median
+OUTLIER_GLOBAL = 2 ** 1.5  # F0 over 1.5 octaves from the utterance's median F0 is dropped too
+
+RATE_FROM_WORDS = "asr-words"
+RATE_FROM_PEAKS = "energy-peaks"
+
+
+@dataclass(frozen=True)
+class FrameTrack:
+    """Per-frame measures of one utterance (10 ms apart)."""
+
+    level_db: np.ndarray  # RMS level, dBFS
+    f0_hz: np.ndarray  # NaN where unvoiced
+    peak_r: np.ndarray  # autocorrelation peak height, 0 where unvoiced
+    active: np.ndarray  # bool: loud enough to be speech
+
+    @property
+    def voiced(self) -> np.ndarray:
+        return ~np.isnan(self.f0_hz)
+
+
+def to_float(samples: np.ndarray) -> np.ndarray:
+    """int16 (or float in [-1, 1]) -> float64 in [-1, 1], NaN and inf replaced by 0."""
+    x = np.asarray(samples)
+    x = x.astype(np.float64) / 32768.0 if x.dtype.kind in "iu" else x.astype(np.float64)
+    return np.nan_to_num(x.ravel(), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def frame_track(samples: np.ndarray, sample_rate: int) -> FrameTrack:
+    """Level, F0 and voicing per 40 ms frame every 10 ms; an empty track for empty audio."""
+    x = to_float(samples)
+    length, hop = round(FRAME_S * sample_rate), round(HOP_S * sample_rate)
+    if x.size == 0:
+        empty = np.zeros(0)
+        return FrameTrack(empty, empty, empty, np.zeros(0, bool))
+    if x.size < length:
+        x = np.pad(x, (0, length - x.size))
+    frames = sliding_window_view(x, length)[::hop]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    active = (level >= SILENCE_DBFS) & (level >= level.max() - ACTIVE_RANGE_DB)
+    lag, r = _pitch_peaks(frames, sample_rate)
+    voiced = active & (r >= VOICING_THRESHOLD)
+    f0 = _drop_outliers(np.where(voiced, sample_rate / np.maximum(lag, 1e-9), np.nan))
+    voiced = ~np.isnan(f0)
+    return FrameTrack(level, f0, np.where(voiced, r, 0.0), active)
+
+
+def _pitch_peaks(frames: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: the lag (samples, sub-sample by a parabola) and height of the best autocorrelation peak."""
+    length = frames.shape[1]
+    window = np.hanning(length)
+    nfft = 1 << (2 * length - 1).bit_length()
+    ac = np.fft.irfft(np.abs(np.fft.rfft(frames * window, nfft)) ** 2, nfft)[:, :length]
+    ac_win = np.fft.irfft(np.abs(np.fft.rfft(window, nfft)) ** 2, nfft)[:length]
+    lo = max(2, int(sample_rate / F0_MAX_HZ))
+    hi = min(length // 2, int(math.ceil(sample_rate / F0_MIN_HZ)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (ac / ac[:, :1]) / (ac_win / ac_win[0])
+    r = np.nan_to_num(r[:, lo - 1:hi + 2])  # one lag either side: peaks must be local maxima
+    inner = r[:, 1:-1]
+    is_peak = (inner > r[:, :-2]) & (inner >= r[:, 2:])
+    top = np.max(np.where(is_peak, inner, -np.inf), axis=1, keepdims=True)
+    # the shortest lag that comes close to the best peak: the window correction lifts the
+    # subharmonic (twice the period) as high as the true peak, an octave-down error otherwise
+    eligible = is_peak & (inner >= OCTAVE_RATIO * top)
+    best = np.argmax(eligible, axis=1) + 1
+    rows = np.arange(len(r))
+    left, mid, right = r[rows, best - 1], r[rows, best], r[rows, best + 1]
+    mid = np.where(eligible.any(axis=1), mid, 0.0)  # no peak in the range: unvoiced
+    denom = left - 2 * mid + right
+    shift = np.where(denom < 0, 0.5 * (left - right) / np.where(denom < 0, denom, -1.0), 0.0)
+    shift = np.clip(shift, -0.5, 0.5)
+    height = np.clip(mid - 0.25 * (left - right) * shift, 0.0, 1.0)
+    return best + shift + (lo - 1), height
+
+
+def _drop_outliers(f0: np.ndarray) -> np.ndarray:
+    """NaN for a voiced frame over ``OUTLIER_RATIO`` away from the median of its voiced neighbours
+    (isolated octave jumps, voicing-boundary spikes) or ``OUTLIER_GLOBAL`` from the utterance's
+    median (a harmonic locked onto in creaky voice below ``F0_MIN_HZ``): either would widen the range."""
+    if f0.size == 0:
+        return f0
+    padded = np.pad(f0, OUTLIER_SPAN, constant_values=np.nan)
+    neighbourhood = sliding_window_view(padded, 2 * OUTLIER_SPAN + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods: unvoiced anyway
+        median = np.nanmedian(neighbourhood, axis=1)
+    ratio = np.maximum(f0, median) / np.minimum(f0, median)
+    f0 = np.where(ratio > OUTLIER_RATIO, np.nan, f0)
+    if np.isnan(f0).all():
+        return f0
+    overall = np.nanmedian(f0)
+    return np.where(np.maximum(f0, overall) / np.minimum(f0, overall) > OUTLIER_GLOBAL, np.nan, f0)
+
+
+def syllable_nuclei(track: FrameTrack) -> int:
+    """Voiced level peaks that rise ``NUCLEUS_DIP_DB`` above the dip since the previous nucleus."""
+    level = track.level_db
+    if level.size < 3 or not track.active.any():
+        return 0
+    floor = max(float(np.median(level[track.active])), float(level.max()) - NUCLEUS_BELOW_MAX_DB)
+    is_peak = np.zeros(level.size, bool)
+    is_peak[1:-1] = (level[1:-1] >= level[:-2]) & (level[1:-1] > level[2:])
+    candidates = np.flatnonzero(is_peak & track.voiced & (level >= floor))
+    count, last = 0, -1
+    for i in candidates:
+        if last < 0 or level[last:i + 1].min() <= min(level[last], level[i]) - NUCLEUS_DIP_DB:
+            count, last = count + 1, i
+        elif level[i] > level[last]:
+            last = i  # same syllable, a higher top: measure the next dip from here
+    return count
+
+
+def words_per_second(words: Sequence[Word]) -> float | None:
+    """Words per second between the first word's start and the last word's end; None without words."""
+    spoken = [w for w in words if w.word.strip()]
+    if not spoken:
+        return None
+    span_s = (max(w.t_end for w in spoken) - min(w.t_start for w in spoken)) / 1e9
+    return len(spoken) / span_s if span_s > 0 else None
+
+
+def prosody_features(samples: np.ndarray, sample_rate: int,
+                     words_rate: float | None = None) -> VoiceFeatures:
+    """The utterance's prosody; ``words_rate`` (words/s from ASR timings) replaces the nuclei rate."""
+    track = frame_track(samples, sample_rate)
+    voiced = track.voiced
+    f0 = track.f0_hz[voiced]
+    active_s = float(track.active.sum()) * HOP_S
+    if words_rate is not None:
+        rate, source = float(words_rate), RATE_FROM_WORDS
+    else:
+        rate = syllable_nuclei(track) / active_s if active_s > 0 else math.nan
+        source = RATE_FROM_PEAKS
+    return VoiceFeatures(
+        duration_s=np.asarray(samples).size / sample_rate,
+        voiced_fraction=float(voiced.mean()) if voiced.size else 0.0,
+        f0_mean_hz=_mean(f0),
+        f0_range_st=_semitone_range(f0),
+        energy_db=_power_mean_db(track.level_db[voiced]),
+        energy_range_db=_spread(track.level_db[track.active], 10, 90),
+        speaking_rate=rate,
+        speaking_rate_source=source,
+        jitter=_jitter(track.f0_hz),
+        shimmer=_shimmer(track.level_db, voiced),
+        hnr_db=_hnr_db(track.peak_r[voiced]),
+    )
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else math.nan
+
+
+def _spread(values: np.ndarray, lo: float, hi: float) -> float:
+    if not values.size:
+        return math.nan
+    a, b = np.percentile(values, [lo, hi])
+    return float(b - a)
+
+
+def _semitone_range(f0: np.ndarray) -> float:
+    """5th to 95th percentile of F0 in semitones (12 log2 of their ratio)."""
+    return _spread(12 * np.log2(f0), 5, 95) if f0.size else math.nan
+
+
+def _power_mean_db(level_db: np.ndarray) -> float:
+    """The level of the frames' mean power (an equivalent level, as a sound level meter's Leq)."""
+    return float(10 * np.log10(np.mean(10 ** (level_db / 10)))) if level_db.size else math.nan
+
+
+def _consecutive(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of neighbouring frames where both values exist."""
+    a, b = values[:-1], values[1:]
+    both = ~np.isnan(a) & ~np.isnan(b)
+    return a[both], b[both]
+
+
+def _jitter(f0_hz: np.ndarray) -> float:
+    """Mean relative change of the period between frames 10 ms apart, voicing and octave breaks left out."""
+    a, b = _consecutive(1.0 / f0_hz)
+    keep = np.maximum(a, b) / np.minimum(a, b) <= PERIOD_JUMP
+    a, b = a[keep], b[keep]
+    return float(np.mean(np.abs(a - b) / ((a + b) / 2))) if a.size else math.nan
+
+
+def _shimmer(level_db: np.ndarray, voiced: np.ndarray) -> float:
+    """Mean relative change of the RMS amplitude between voiced frames 10 ms apart."""
+    amplitude = np.where(voiced, 10 ** (level_db / 20), np.nan)
+    a, b = _consecutive(amplitude)
+    return float(np.mean(np.abs(a - b) / ((a + b) / 2))) if a.size else math.nan
+
+
+def _hnr_db(peak_r: np.ndarray) -> float:
+    """Mean over voiced frames of 10 log10(r / (1 - r)) (Boersma 1993), capped at 30 dB."""
+    if not peak_r.size:
+        return math.nan
+    r = np.clip(peak_r, 1e-6, HNR_R_MAX)
+    return float(np.mean(10 * np.log10(r / (1 - r))))
