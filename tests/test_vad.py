@@ -194,7 +194,7 @@ def test_each_sentence_is_one_utterance_that_contains_all_of_its_speech(detected
 
 def test_pieces_reassemble_to_exactly_the_utterance_audio(detected, script):
     _, utterances = detected
-    piece = 8000  # vad.piece_s = 0.5
+    piece = int(Config().vad.piece_s * 16000)
     for u in utterances:
         start, end = u.span
         assert [p.offset for p in u.pieces] == list(range(0, piece * len(u.pieces), piece))
