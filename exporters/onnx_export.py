@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,34 @@ def export_onnx(model: torch.nn.Module, example_inputs: tuple, path: Path, input
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def export_parity_checked(model: torch.nn.Module, example_inputs: tuple, final: Path, input_names: Sequence[str],
+                          output_names: Sequence[str], dynamic_axes: Mapping[str, Mapping[int, str]], opset: int,
+                          parity: Callable[[Path], float], tolerance: float) -> float:
+    """Export to a hidden name, measure ``parity(candidate)`` (max |ONNX Runtime - PyTorch|), and only when
+    it is within ``tolerance`` move the file to ``final``; otherwise ParityError and no file. Returns the diff."""
+    final = Path(final)
+    candidate = export_onnx(model, example_inputs, final.with_name(f".{final.name}.unchecked"), input_names,
+                            output_names, dynamic_axes, opset)
+    try:
+        diff = parity(candidate)
+        if not diff <= tolerance:
+            raise ParityError(f"{final.name}: ONNX Runtime differs from PyTorch by {diff:.3g} > {tolerance:g}")
+        os.replace(candidate, final)
+    finally:
+        candidate.unlink(missing_ok=True)
+    return diff
+
+
+def require_checksum(path: Path, sha256: str) -> str:
+    """The file's sha256, after checking it equals the recorded one (ValueError naming both otherwise)."""
+    from engines.registry import sha256_of
+
+    actual = sha256_of(Path(path))
+    if actual != sha256.lower():
+        raise ValueError(f"{path}: sha256 is {actual}, the recorded checksum is {sha256}")
+    return actual
 
 
 def max_abs_diff_vs_torch(onnx_path: Path, model: torch.nn.Module, inputs: dict[str, np.ndarray]) -> float:

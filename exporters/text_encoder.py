@@ -10,7 +10,6 @@ torch is imported only inside the export.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,32 +54,23 @@ def export_minilm(weights: Path, weights_sha256: str, out_dir: Path, progress: P
     import torch
 
     from exporters.minilm import load_minilm
-    from exporters.onnx_export import ParityError, export_onnx
+    from exporters.onnx_export import export_parity_checked, require_checksum
     from pipeline.text.tokenizer import packaged_companion
 
     weights, out_dir = Path(weights), Path(out_dir)
     progress(f"checking {weights.name} against its recorded sha256…")
-    actual = sha256_of(weights)
-    if actual != weights_sha256.lower():
-        raise ValueError(f"{weights}: sha256 is {actual}, the recorded checksum is {weights_sha256}")
+    actual = require_checksum(weights, weights_sha256)
     progress(f"loading weights from {weights}…")
     reference = load_minilm(weights, packaged_companion("config.json"))
     feeds = _parity_inputs()
-    progress(f"exporting {ONNX_NAME} (opset {OPSET})…")
+    progress(f"exporting {ONNX_NAME} (opset {OPSET}), checking parity with ONNX Runtime "
+             f"(batches {PARITY_BATCHES}, tolerance {TOLERANCE:g})…")
     example = tuple(torch.from_numpy(a) for a in feeds[PARITY_BATCHES[-1]].values())
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
             OUTPUT_NAME: {0: "batch"}}
     final = out_dir / ONNX_NAME
-    candidate = export_onnx(graph_model or reference, example, out_dir / f".{ONNX_NAME}.unchecked",
-                            INPUT_NAMES, [OUTPUT_NAME], axes, OPSET)
-    try:
-        progress(f"checking parity with ONNX Runtime (batches {PARITY_BATCHES}, tolerance {TOLERANCE:g})…")
-        diff = parity(candidate, reference)
-        if not diff <= TOLERANCE:
-            raise ParityError(f"{ONNX_NAME}: ONNX Runtime differs from PyTorch by {diff:.3g} > {TOLERANCE:g}")
-        os.replace(candidate, final)
-    finally:
-        candidate.unlink(missing_ok=True)
+    diff = export_parity_checked(graph_model or reference, example, final, INPUT_NAMES, [OUTPUT_NAME], axes, OPSET,
+                                 lambda candidate: parity(candidate, reference), TOLERANCE)
     sidecar = _write(out_dir / SIDECAR_NAME, weights, actual, diff, final, reference)
     progress(f"wrote {final} (parity max abs diff {diff:.3g})")
     return ExportResult(final, sidecar, diff, TOLERANCE)

@@ -12,7 +12,6 @@ through training gets exported with a sidecar (``export_trained`` refuses otherw
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -72,21 +71,16 @@ def parity_input(frames: int, seed: int = 0) -> np.ndarray:
 def export_checked(net: VoiceEmotionNet, onnx_path: Path) -> float:
     """Export with dynamic batch and time axes; the file only appears under its name if ONNX Runtime
     matches PyTorch within ``TOLERANCE`` at every length of ``PARITY_FRAMES``. Returns that max |diff|."""
-    from exporters.onnx_export import ParityError, export_onnx, max_abs_diff_vs_torch
+    from exporters.onnx_export import export_parity_checked, max_abs_diff_vs_torch
 
     model = WithSoftmax(net).eval()
-    onnx_path = Path(onnx_path)
-    candidate = onnx_path.with_name(f".{onnx_path.name}.unchecked")
     axes = {INPUT_NAME: {0: "batch", 3: "frames"}, OUTPUT_NAME: {0: "batch"}}
-    export_onnx(model, (torch.from_numpy(parity_input(100)),), candidate, [INPUT_NAME], [OUTPUT_NAME], axes, OPSET)
-    try:
-        diff = max(max_abs_diff_vs_torch(candidate, model, {INPUT_NAME: parity_input(n)}) for n in PARITY_FRAMES)
-        if not diff <= TOLERANCE:
-            raise ParityError(f"{onnx_path.name}: ONNX Runtime differs from PyTorch by {diff:.3g} > {TOLERANCE:g}")
-        os.replace(candidate, onnx_path)
-    finally:
-        candidate.unlink(missing_ok=True)
-    return diff
+
+    def parity(candidate: Path) -> float:
+        return max(max_abs_diff_vs_torch(candidate, model, {INPUT_NAME: parity_input(n)}) for n in PARITY_FRAMES)
+
+    return export_parity_checked(model, (torch.from_numpy(parity_input(100)),), Path(onnx_path), [INPUT_NAME],
+                                 [OUTPUT_NAME], axes, OPSET, parity, TOLERANCE)
 
 
 def export_trained(net: VoiceEmotionNet, onnx_path: Path, training: dict[str, Any]) -> ExportResult:

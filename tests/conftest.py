@@ -147,6 +147,17 @@ class Pipeline:
     def output(self) -> str:
         return self.log.read_text()
 
+    def collect(self, prefix: str, count: int, timeout: float) -> list:
+        """The next ``count`` messages under ``prefix``, every one queued (each within ``timeout`` s)."""
+        sub = Subscriber(self.endpoint, [prefix], queue_everything=True)
+        try:
+            got = [sub.recv(timeout=timeout) for _ in range(count)]
+        finally:
+            sub.close()
+        assert all(g is not None for g in got), f"{got.count(None)} of {count} {prefix} messages missing; " \
+                                                f"output:\n{self.output()}"
+        return [g.msg for g in got]
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         self.health_sub.close()
         if self.proc.poll() is None:

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.bus import Subscriber
 from pipeline.face.step import FaceStep, build_face_step
 from pipeline.face.tracking import FaceTracker
 from pipeline.messages import FaceTracks, VideoFrame
@@ -123,13 +122,7 @@ def test_face_node_publishes_face_tracks_for_every_frame_of_a_real_video(start_p
                                                                             face_models):
     pipeline = start_pipeline("--source", str(reference_clips["one_face"]), "--set", "sources.audio=none",
                               "--set", "nodes.placeholder_affect=false")
-    sub = Subscriber(pipeline.endpoint, ["face.tracks"], queue_everything=True)
-    try:
-        got = [sub.recv(timeout=30.0) for _ in range(90)]
-    finally:
-        sub.close()
-    assert all(g is not None for g in got), pipeline.output()
-    msgs = [g.msg for g in got]
+    msgs = pipeline.collect("face.tracks", 90, timeout=30.0)
     indices = [m.frame_index for m in msgs]
     assert indices == sorted(indices)
     assert sum(bool(m.faces) for m in msgs) >= 0.95 * len(msgs)

@@ -31,7 +31,8 @@ def wait_for(pipeline, predicate, timeout):
 def test_starts_enabled_nodes_and_reports_their_health(start_pipeline):
     pipeline = start_pipeline(*SYNTHETIC)
     health = pipeline.wait_healthy()
-    assert {n.name for n in health.nodes} == {"bus", "video_source", "audio_source", "face", "placeholder_affect"}
+    assert {n.name for n in health.nodes} == {"bus", "video_source", "audio_source", "face", "vad", "asr", "voice",
+                                              "text", "placeholder_affect"}
     health, _ = wait_for(pipeline, lambda h: node(h, "video_source").rate_hz > 0, 5)
     assert 25 <= node(health, "video_source").rate_hz <= 35
     assert 40 <= node(health, "audio_source").rate_hz <= 60
@@ -39,7 +40,7 @@ def test_starts_enabled_nodes_and_reports_their_health(start_pipeline):
     assert all(n.restarts == 0 and n.last_error == "" for n in health.nodes)
 
 
-@pytest.mark.parametrize("victim", ["bus", "video_source", "audio_source", "placeholder_affect"])
+@pytest.mark.parametrize("victim", ["bus", "video_source", "audio_source", "asr", "placeholder_affect"])
 def test_sigkilled_node_is_restarted_within_2s_and_counted(start_pipeline, victim):
     pipeline = start_pipeline(*SYNTHETIC)
     before = pipeline.wait_healthy()

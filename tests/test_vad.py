@@ -11,7 +11,6 @@ import pytest
 
 from engines import registry
 from engines.registry import ChecksumMismatch, ModelError, ModelMissing
-from pipeline.bus import Subscriber
 from pipeline.config import Config, VadConfig
 from pipeline.messages import AudioChunk, Message, SpeechEvent, UtteranceAudio
 from pipeline.node import BadInput
@@ -352,13 +351,7 @@ def test_vad_node_publishes_one_start_and_end_per_spoken_sentence(start_pipeline
     wav = write_wav(tmp_path / "talk.wav", talk.samples)
     pipeline = start_pipeline("--source", str(wav), "--set", "nodes.asr=false", "--set", "nodes.voice=false",
                               "--set", "nodes.text=false", "--set", "nodes.placeholder_affect=false")
-    sub = Subscriber(pipeline.endpoint, ["speech.vad"], queue_everything=True)
-    try:
-        got = [sub.recv(timeout=20.0) for _ in range(6)]
-    finally:
-        sub.close()
-    assert all(g is not None for g in got), pipeline.output()
-    events = [g.msg for g in got]
+    events = pipeline.collect("speech.vad", 6, timeout=20.0)
     assert [e.kind for e in events] == ["start", "end"] * 3
     assert all(e.reason == "pause" and e.vad_backend == "webrtcvad" for e in events[1::2])
     starts = [e.t_start for e in events[::2]]
