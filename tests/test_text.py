@@ -234,6 +234,12 @@ def test_an_unusable_transcript_gives_an_invalid_affect_with_a_note(step, msg, w
     assert why in out.note
 
 
+def test_a_transcript_with_a_note_on_its_audio_is_scored(step):
+    """ASR's ``error`` with valid True is a note (a lost piece filled with silence): the words still count."""
+    [(_, out)] = list(step.process("speech.transcript", transcript("I am so happy today", error="gap of 3200 samples")))
+    assert out.valid and out.note == "" and out.labels[int(np.argmax(out.probs))] == "happy"
+
+
 def test_prototype_embeddings_are_cached_per_file_and_encoder(classifier, session_cache):
     from pipeline.text.classifier import TextClassifier
 

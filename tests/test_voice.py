@@ -165,11 +165,15 @@ def test_step_takes_the_rate_from_asr_words_when_the_transcript_comes_in_time():
     assert list(step.idle(clock.now)) == []  # published once
 
 
-def test_step_uses_a_transcript_that_came_before_the_final_audio():
+@pytest.mark.parametrize("note", ["", "gap of 3200 samples filled with silence"])
+def test_step_uses_a_transcript_that_came_before_the_final_audio(note):
+    """Also one whose ``error`` is a note on the audio (valid True): its word times still hold."""
     step = VoiceStep(wait_transcript_s=1.0, clock=FakeClock())
     uid = 4 * SECOND
     audio = pieces(speak(SENTENCES[2]), uid)
-    assert feed(step, audio[:-1] + [transcript(uid, 8, 2.0)]) == []
+    words = transcript(uid, 8, 2.0)
+    words.error = note
+    assert feed(step, audio[:-1] + [words]) == []
     (msg,) = feed(step, audio[-1:])
     assert msg.features.speaking_rate_source == RATE_FROM_WORDS
     assert msg.features.speaking_rate == pytest.approx(4.0)

