@@ -1,5 +1,4 @@
-"""Inference backends (ONNX Runtime, TensorRT, PyTorch) and the model registry.
-
-Only the accelerator probes exist so far; the backends come with the face,
-speech and fusion issues.
+"""Inference: the model registry (registry.py), the engine interface (engine.py) with its ONNX Runtime
+(onnxruntime_backend.py) and native TensorRT (tensorrt_backend.py) backends, loading (loader.py), and
+the accelerator probes (accelerators.py).
 """

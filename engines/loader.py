@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from engines.engine import Engine, EngineError
 from engines.registry import resolve, sha256_of
@@ -12,12 +12,30 @@ from engines.registry import resolve, sha256_of
 Progress = Callable[[str], None]
 
 
-def load_engine(path: Path, engine: str = "auto", threads: int = 1) -> Engine:
-    """An engine for an ONNX file. ``engine``: auto (TensorRT > CUDA > CPU provider), cpu, cuda or tensorrt."""
+NATIVE_TENSORRT = "tensorrt-native"
+
+
+def load_engine(path: Path, engine: str = "auto", threads: int = 1,
+                profile: Mapping[str, tuple[int, int, int]] | None = None) -> Engine:
+    """An engine for an ONNX file. ``engine``: auto (ONNX Runtime TensorRT > CUDA > CPU provider), cpu, cuda,
+    tensorrt (ONNX Runtime's TensorRT provider) or tensorrt-native (engines/tensorrt_backend.py; ``profile``
+    gives its dynamic axes' min/opt/max). Where tensorrt-native cannot run, ONNX Runtime CUDA > CPU runs
+    instead and ``backend`` says why."""
     from engines.onnxruntime_backend import ENGINE_PROVIDERS, OrtEngine
 
+    if engine == NATIVE_TENSORRT:
+        from engines.tensorrt_backend import TensorRTEngine
+        from pipeline.paths import cache_dir
+
+        try:
+            return TensorRTEngine(path, cache_dir() / "tensorrt", profile)
+        except EngineError as exc:
+            fallback = OrtEngine(path, ENGINE_PROVIDERS["cuda"], threads)
+            fallback.backend += f" ({NATIVE_TENSORRT} unavailable: {exc})"
+            return fallback
     if engine not in ENGINE_PROVIDERS:
-        raise EngineError(f"engine {engine!r} is not known; use one of {', '.join(ENGINE_PROVIDERS)}")
+        names = ", ".join((*ENGINE_PROVIDERS, NATIVE_TENSORRT))
+        raise EngineError(f"engine {engine!r} is not known; use one of {names}")
     return OrtEngine(path, ENGINE_PROVIDERS[engine], threads)
 
 

@@ -33,6 +33,17 @@ def text(default: str, doc: str = "") -> Any:
     return field(default=default, metadata={"doc": doc})
 
 
+# Engines a model can run on (engines/loader.py load_engine): auto = ONNX Runtime TensorRT > CUDA > CPU
+# provider; cpu, cuda, tensorrt force that provider; tensorrt-native = TensorRT itself (fp16 engine built
+# and cached from the ONNX), falling back to ONNX Runtime where it cannot run (the backend field says so).
+ENGINE_CHOICES = ("auto", "cpu", "cuda", "tensorrt", "tensorrt-native")
+
+
+def engine_choice(model: str) -> Any:
+    return choice("auto", *ENGINE_CHOICES, doc=f"engine for the {model}: auto = ONNX Runtime TensorRT > CUDA > CPU; "
+                                              "tensorrt-native = TensorRT itself, fp16, cached")
+
+
 @dataclass
 class BusConfig:
     public: str = text("tcp://127.0.0.1:5560", "the public endpoint any client subscribes to")
@@ -74,8 +85,8 @@ class NodesConfig:
     asr: bool = field(default=True, metadata={"doc": "ASR node: speech.audio -> speech.transcript"})
     voice: bool = field(default=True, metadata={"doc": "voice node: speech.audio (+ transcript) -> voice.affect"})
     text: bool = field(default=True, metadata={"doc": "text node: speech.transcript -> text.affect"})
-    placeholder_affect: bool = field(
-        default=True, metadata={"doc": "PLACEHOLDER echo node: affect.frame with valid=false, no estimates"})
+    fusion: bool = field(default=True, metadata={
+        "doc": "fusion node: face.tracks, voice.affect, text.affect, ... -> affect.frame, affect.utterance"})
 
 
 @dataclass
@@ -94,8 +105,7 @@ class FaceConfig:
     track_iou_min: float = number(0.3, 0.01, 1.0, "box overlap that continues a track from the last frame")
     track_max_gap_s: float = number(0.5, 0.0, 10.0,
                                     "a face unseen for longer gets a new track id when it returns")
-    engine: str = choice("auto", "auto", "cpu", "cuda", "tensorrt",
-                         doc="expression model: auto = ONNX Runtime TensorRT > CUDA > CPU; cpu forces CPU")
+    engine: str = engine_choice("expression model")
     threads: int = number(1, 1, 16, "ONNX Runtime threads for the expression model")
 
 
@@ -139,7 +149,7 @@ class VoiceConfig:
     wait_transcript_s: float = number(1.0, 0.0, 10.0,
                                       "how long to wait for the final transcript (its word times give the "
                                       "speaking rate) before using the energy-peak rate instead")
-    engine: str = choice("auto", "auto", "cpu", "cuda", "tensorrt", doc="engine for the voice model, as face.engine")
+    engine: str = engine_choice("voice model")
     threads: int = number(1, 1, 16, "ONNX Runtime threads for the voice model")
 
 
@@ -147,9 +157,28 @@ class VoiceConfig:
 class TextConfig:
     prototypes: str = text("", "JSON file of labelled prototype sentences; empty = the packaged "
                                "pipeline/text/prototypes.json")
-    engine: str = choice("auto", "auto", "cpu", "cuda", "tensorrt", doc="engine for the text encoder, as face.engine")
+    engine: str = engine_choice("text encoder")
     threads: int = number(1, 1, 16, "ONNX Runtime threads for the text encoder")
     partials: bool = field(default=False, metadata={"doc": "also score partial transcripts (final ones always)"})
+
+
+@dataclass
+class FusionConfig:
+    params: str = text("", "fusion parameters JSON (reliabilities, temperatures; tools/fit_fusion.py writes one); "
+                           "empty = the packaged, hand-set pipeline/fusion/fusion_params.json")
+    engine: str = engine_choice("fusion model")
+    smoothing_tau_s: float = number(0.3, 0.0, 10.0, "time constant of valence/arousal smoothing (0 = none); "
+                                                    "it delays a step change by about this much")
+    face_timeout_s: float = number(0.5, 0.05, 10.0, "a face estimate older than this is never used")
+    frame_wait_s: float = number(0.1, 0.0, 2.0, "how long a video frame waits for its face.tracks before "
+                                                "affect.frame goes out without the face")
+    speech_hold_s: float = number(6.0, 0.0, 60.0, "voice/text of the last utterance are used at frame rate "
+                                                  "for this long after it ends")
+    speech_decay_s: float = number(3.0, 0.1, 60.0, "their confidence decays with this time constant meanwhile")
+    utterance_wait_s: float = number(4.0, 0.0, 60.0, "after an utterance ends, how long affect.utterance waits "
+                                                     "for its final transcript, voice and text affect")
+    speaker_min_score: float = number(0.3, 0.0, 1.0, "mouth-voice correlation a face needs to be named speaker")
+    speaker_margin: float = number(0.15, 0.0, 1.0, "lead over the next face needed to name one speaker")
 
 
 @dataclass
@@ -164,6 +193,7 @@ class Config:
     asr: AsrConfig = field(default_factory=AsrConfig)
     voice: VoiceConfig = field(default_factory=VoiceConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

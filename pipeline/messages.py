@@ -212,26 +212,72 @@ class TextAffect(Message):
 
 
 @dataclass(kw_only=True)
-class PersonAffect:
-    """Fused estimate for one tracked person (filled in by the fusion issue)."""
+class ModalityInput:
+    """What one modality brought to a fused estimate, and why it is missing when it is."""
 
-    track_id: int
+    modality: str  # "face" | "voice" | "text"
+    present: bool
+    weight: float = 0.0  # its share of the fusion (reliability x confidence over the present modalities); 0 when
+    # absent. The class probabilities pool only the modalities that have them (see docs/schema.md).
+    probs: list[float] = field(default_factory=list)  # its 7 probabilities; [] when it has none
+    valence: float | None = None  # None: this modality gave no valence (voice without a trained model)
+    arousal: float | None = None
+    confidence: float = 0.0  # as used by fusion (after any decay with age)
+    age_ms: float = 0.0  # capture time of this frame (or utterance end) minus that of the estimate
+    utterance_id: int | None = None  # voice/text: the utterance the estimate came from
+    reason: str = ""  # why absent or reduced, e.g. "no face in view", "face node down", "decayed"
+
+
+@dataclass(kw_only=True)
+class PersonAffect:
+    """Fused estimate for one person. ``track_id`` None: no face in view, voice and text only."""
+
+    track_id: int | None
     labels: list[str]
     probs: list[float]
-    valence: float
+    valence: float  # smoothed over time (fusion.smoothing_tau_s)
     arousal: float
     confidence: float
-    modalities: dict[str, float] = field(default_factory=dict)
+    modalities: dict[str, float] = field(default_factory=dict)  # modality -> weight, present ones only
+    valence_raw: float = 0.0  # this frame's fused value, before smoothing
+    arousal_raw: float = 0.0
+    inputs: list[ModalityInput] = field(default_factory=list)  # face, voice, text in that order
 
 
 @dataclass(kw_only=True)
 class AffectFrame(Message):
-    """Per-video-frame affect. ``missing`` names modalities with no live input."""
+    """Per-video-frame affect. ``missing`` names modalities with no usable input, ``notes`` says why."""
 
     frame_index: int
     persons: list[PersonAffect] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)  # modality -> why it is missing
     note: str = ""
+    latency_ms: float = 0.0  # capture of the frame to this message's creation
+    fusion_backend: str = ""
+
+
+@dataclass(kw_only=True)
+class AffectUtterance(Message):
+    """One per utterance: its words, fused affect over its span, and who said it."""
+
+    utterance_id: int
+    t_start: int
+    t_end: int
+    text: str = ""
+    words: list[Word] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    probs: list[float] = field(default_factory=list)
+    valence: float = 0.0
+    arousal: float = 0.0
+    confidence: float = 0.0
+    inputs: list[ModalityInput] = field(default_factory=list)  # face (pooled over the span), voice, text
+    missing: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+    speaker_track_id: int | None = None  # None: not attributed (speaker_reason says why)
+    speaker_reason: str = ""
+    speaker_scores: dict[str, float] = field(default_factory=dict)  # track id (as text) -> mouth/voice score
+    fusion_backend: str = ""
 
 
 @dataclass(kw_only=True)

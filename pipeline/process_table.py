@@ -46,8 +46,10 @@ PROCESS_TABLE: tuple[NodeSpec, ...] = (
              lambda c: c.nodes.voice and c.nodes.vad and c.sources.audio != "none"),
     NodeSpec("text", "pipeline.nodes.text", ("speech.transcript",), ("text.affect",),
              lambda c: c.nodes.text and c.nodes.asr and c.nodes.vad and c.sources.audio != "none"),
-    NodeSpec("placeholder_affect", "pipeline.nodes.placeholder_affect", ("video.frame",), ("affect.frame",),
-             lambda c: c.nodes.placeholder_affect),
+    NodeSpec("fusion", "pipeline.nodes.fusion",
+             ("video.frame", "face.tracks", "speech.vad", "speech.audio", "speech.transcript", "voice.affect",
+              "text.affect", "system.health"), ("affect.frame", "affect.utterance"),
+             lambda c: c.nodes.fusion),
 )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from pipeline.messages import (AffectFrame, AudioChunk, FaceTracks, Message, NodeStats, SpeechEvent, SystemHealth,
+from pipeline.messages import (AffectFrame, AffectUtterance, AudioChunk, FaceTracks, Message, NodeStats, SpeechEvent, SystemHealth,
                                TextAffect, Transcript, UtteranceAudio, VideoFrame, VoiceAffect)
 
 
@@ -70,6 +70,8 @@ TOPICS: dict[str, Topic] = {
               "per transcript: 7-class emotion and valence/arousal by similarity to prototype sentences"),
         Topic("affect.frame", AffectFrame, 30.0, Policy.LATEST,
               "fused affect per video frame, per tracked person"),
+        Topic("affect.utterance", AffectUtterance, None, Policy.QUEUED,
+              "per utterance: transcript, fused affect over its span, per-modality breakdown, speaking face"),
         Topic("system.health", SystemHealth, 1.0, Policy.QUEUED,
               "per node: alive, restarts, output rate, last error"),
         Topic("system.node", NodeStats, 1.0, Policy.QUEUED,

@@ -76,3 +76,11 @@ def test_on_a_gpu_the_engine_runs_on_cuda_or_tensorrt(softmax_model):
     assert engine.backend == "onnxruntime:CUDAExecutionProvider"
     (y,) = engine.run({"x": np.zeros((4, 3), np.float32)})
     np.testing.assert_allclose(y, 1 / 3, rtol=1e-5)
+
+
+def test_every_engine_the_config_allows_is_one_the_loader_knows():
+    from engines.loader import NATIVE_TENSORRT
+    from engines.onnxruntime_backend import ENGINE_PROVIDERS
+    from pipeline.config import ENGINE_CHOICES
+
+    assert set(ENGINE_CHOICES) == {*ENGINE_PROVIDERS, NATIVE_TENSORRT}

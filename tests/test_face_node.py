@@ -121,7 +121,7 @@ def test_all_faces_of_a_frame_go_through_the_expression_model_in_one_call(step, 
 def test_face_node_publishes_face_tracks_for_every_frame_of_a_real_video(start_pipeline, reference_clips,
                                                                             face_models):
     pipeline = start_pipeline("--source", str(reference_clips["one_face"]), "--set", "sources.audio=none",
-                              "--set", "nodes.placeholder_affect=false")
+                              "--set", "nodes.fusion=false")
     msgs = pipeline.collect("face.tracks", 90, timeout=30.0)
     indices = [m.frame_index for m in msgs]
     assert indices == sorted(indices)

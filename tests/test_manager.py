@@ -32,15 +32,15 @@ def test_starts_enabled_nodes_and_reports_their_health(start_pipeline):
     pipeline = start_pipeline(*SYNTHETIC)
     health = pipeline.wait_healthy()
     assert {n.name for n in health.nodes} == {"bus", "video_source", "audio_source", "face", "vad", "asr", "voice",
-                                              "text", "placeholder_affect"}
+                                              "text", "fusion"}
     health, _ = wait_for(pipeline, lambda h: node(h, "video_source").rate_hz > 0, 5)
     assert 25 <= node(health, "video_source").rate_hz <= 35
     assert 40 <= node(health, "audio_source").rate_hz <= 60
-    assert node(health, "placeholder_affect").outputs == ["affect.frame"]
+    assert node(health, "fusion").outputs == ["affect.frame", "affect.utterance"]
     assert all(n.restarts == 0 and n.last_error == "" for n in health.nodes)
 
 
-@pytest.mark.parametrize("victim", ["bus", "video_source", "audio_source", "asr", "placeholder_affect"])
+@pytest.mark.parametrize("victim", ["bus", "video_source", "audio_source", "asr", "fusion"])
 def test_sigkilled_node_is_restarted_within_2s_and_counted(start_pipeline, victim):
     pipeline = start_pipeline(*SYNTHETIC)
     before = pipeline.wait_healthy()
@@ -109,10 +109,10 @@ def test_malformed_input_does_not_crash_a_node_and_shows_in_health(start_pipelin
         for _ in range(20):  # the first few may be sent before the connection is up
             intruder.send_raw([b"video.frame", b"\xc1 not msgpack"])
             time.sleep(0.05)
-        health, _ = wait_for(pipeline, lambda h: "not valid msgpack" in node(h, "placeholder_affect").last_error, 10)
+        health, _ = wait_for(pipeline, lambda h: "not valid msgpack" in node(h, "fusion").last_error, 10)
     finally:
         intruder.close()
-    affect = node(health, "placeholder_affect")
-    assert affect.alive and affect.restarts == 0 and affect.pid == node(before, "placeholder_affect").pid
+    affect = node(health, "fusion")
+    assert affect.alive and affect.restarts == 0 and affect.pid == node(before, "fusion").pid
     with Subscriber(pipeline.endpoint, ["affect."]) as sub:
         assert sub.recv(5.0) is not None  # still publishing

@@ -210,7 +210,7 @@ def test_missing_devices_fall_back_to_the_sample_clip(monkeypatch, tmp_path):
     monkeypatch.setattr(sample, "DURATION_S", 2.0)  # a short clip keeps the test quick
     config, notes = resolve_sources(load_config())
     assert (config.sources.video, config.sources.audio, config.sources.loop) == ("file", "file", True)
-    assert config.sources.file.endswith("sample_v1.mp4")
+    assert config.sources.file.endswith("sample_v2.mp4")
     assert len(notes) == 1 and "no camera and no microphone" in notes[0] and "sample clip" in notes[0]
     assert resolve_sources(load_config(overrides=["sources.video=sample", "sources.audio=none"]))[0].sources \
         == replace(config.sources, audio="none")

@@ -350,7 +350,7 @@ def test_vad_node_publishes_one_start_and_end_per_spoken_sentence(start_pipeline
     talk = spoken_script(SENTENCES[:3], gap_s=1.2, lead_s=3.0)  # the lead covers the nodes' start-up
     wav = write_wav(tmp_path / "talk.wav", talk.samples)
     pipeline = start_pipeline("--source", str(wav), "--set", "nodes.asr=false", "--set", "nodes.voice=false",
-                              "--set", "nodes.text=false", "--set", "nodes.placeholder_affect=false")
+                              "--set", "nodes.text=false", "--set", "nodes.fusion=false")
     events = pipeline.collect("speech.vad", 6, timeout=20.0)
     assert [e.kind for e in events] == ["start", "end"] * 3
     assert all(e.reason == "pause" and e.vad_backend == "webrtcvad" for e in events[1::2])

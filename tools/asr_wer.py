@@ -4,7 +4,7 @@ The sentences (default ``tools/data/speech_sentences.txt``: everyday English, no
 the recogniser) are spoken by espeak-ng one after another with silences between them
 (``pipeline/sources/spoken.py``), written to a WAV, and played by the real pipeline:
 ``moodwire run --source WAV`` with the audio source, VAD and ASR as separate processes over
-ZeroMQ (face, voice, text and the placeholder node off). This tool subscribes to the public
+ZeroMQ (face, voice, text and fusion off). This tool subscribes to the public
 endpoint, collects ``speech.vad`` and the final ``speech.transcript`` of every utterance,
 checks that every sentence became exactly one utterance (by overlap of capture times with
 where the sentence lies in the WAV), and scores each sentence's transcript.
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"speech: {len(sentences)} sentences from {shown_path(args.sentences)}, espeak-ng voice {voice.name}, "
           f"{voice.speed_wpm} wpm, pitch {voice.pitch}, amplitude {voice.amplitude}; {args.lead} s lead, "
           f"{args.gap} s gaps; {duration:.1f} s in all", flush=True)
-    sets = ["nodes.voice=false", "nodes.text=false", "nodes.placeholder_affect=false", f"asr.model={args.model}"]
+    sets = ["nodes.voice=false", "nodes.text=false", "nodes.fusion=false", f"asr.model={args.model}"]
     print(f"pipeline: moodwire run --source WAV --set {' --set '.join(sets)} (real time)", flush=True)
     with tempfile.TemporaryDirectory(prefix="asr-wer-") as tmp:
         wav = write_wav(args.keep_wav or Path(tmp) / "speech.wav", script.samples)

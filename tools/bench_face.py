@@ -263,7 +263,7 @@ def run_pipeline(clip: Path, seconds: float) -> dict[str, Any]:
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cmd = [str(Path(sys.executable).parent / "moodwire"), "run", "--source", str(clip), "--duration", str(seconds),
-           "--set", "sources.audio=none", "--set", "nodes.placeholder_affect=false", "--set", f"bus.public={endpoint}"]
+           "--set", "sources.audio=none", "--set", "nodes.fusion=false", "--set", f"bus.public={endpoint}"]
     sub = Subscriber(endpoint, ["face.tracks"], queue_everything=True)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     msgs, latency = [], []

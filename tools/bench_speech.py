@@ -55,7 +55,7 @@ GAP_S, LEAD_S, WPM = 2.5, 5.0, 140
 ASR_TAIL_S = 1.5  # after each sentence's speech, still ASR's working window
 TARGET_P50_MS, TARGET_FPS = 1000.0, 25.0
 FPS = 30
-BASE_SETS = ["nodes.voice=false", "nodes.text=false", "nodes.placeholder_affect=false"]
+BASE_SETS = ["nodes.voice=false", "nodes.text=false", "nodes.fusion=false"]
 
 
 # ---------------------------------------------------------------- media

@@ -11,6 +11,7 @@ no face in it.
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 import tempfile
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from pipeline.paths import cache_dir
 from pipeline.sources import AUDIO_RATE
 from pipeline.sources.spoken import espeak_available, speak
 
-CLIP_NAME = "sample_v1.mp4"
+CLIP_NAME = "sample_v2.mp4"  # v2: the audio carries its timestamp (v1 played 64 ms late)
 DURATION_S = 12.0
 FPS = 30
 WIDTH, HEIGHT = 640, 480
@@ -98,6 +99,7 @@ def write_clip(path: Path, audio: np.ndarray | None, duration_s: float, fps: int
         out.mux(vstream.encode(None))
         if astream is not None:
             aframe = av.AudioFrame.from_ndarray(audio.reshape(1, -1), format="s16", layout="mono")
-            aframe.sample_rate = AUDIO_RATE
+            # with a timestamp, the muxer records the AAC encoder's priming delay and audio starts with frame 0
+            aframe.sample_rate, aframe.pts, aframe.time_base = AUDIO_RATE, 0, Fraction(1, AUDIO_RATE)
             out.mux(astream.encode(aframe))
             out.mux(astream.encode(None))

@@ -1,0 +1,186 @@
+"""What the late-fusion model takes and returns, with no torch: the fusion node imports this.
+
+One row per person. Modality axis order is ``MODALITIES``; class axis order is
+the face model's ``LABELS``. A modality's rows are read only where its
+``present`` flag is 1: an absent modality may hold anything (zeros, stale
+values, NaN) and has no influence. exporters/fusion.py defines the rule.
+
+Also here, torch-free so the node can use them: the params file (``load_params``,
+``save_params``) and the cached ONNX made from it (``fusion_onnx``, keyed by the
+file's sha256, exported only when missing).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from exporters.face_expression_spec import LABELS
+
+MODALITIES: tuple[str, ...] = ("face", "voice", "text")
+N_MODALITIES = len(MODALITIES)
+N_CLASSES = len(LABELS)
+VA_DIMS: tuple[str, ...] = ("valence", "arousal")
+PERSON_AXIS = "persons"
+
+# ONNX inputs, float32, all with the dynamic person axis at dim 0
+INPUT_NAMES: tuple[str, ...] = ("probs", "probs_present", "va", "va_present", "confidence", "present")
+INPUT_SHAPES: dict[str, tuple[str | int, ...]] = {
+    "probs": (PERSON_AXIS, N_MODALITIES, N_CLASSES),  # per-modality class probabilities
+    "probs_present": (PERSON_AXIS, N_MODALITIES),  # 1 where that modality has class probabilities
+    "va": (PERSON_AXIS, N_MODALITIES, 2),  # valence, arousal in [-1, 1]
+    "va_present": (PERSON_AXIS, N_MODALITIES, 2),  # 1 where that modality has that dimension
+    "confidence": (PERSON_AXIS, N_MODALITIES),  # [0, 1]
+    "present": (PERSON_AXIS, N_MODALITIES),  # 1/0: the modality has a live estimate for this person
+}
+# ONNX outputs, float32
+OUTPUT_NAMES: tuple[str, ...] = ("fused_probs", "fused_va", "fused_confidence", "weights")
+OUTPUT_SHAPES: dict[str, tuple[str | int, ...]] = {
+    "fused_probs": (PERSON_AXIS, N_CLASSES),  # sums to 1; uniform when nothing is present
+    "fused_va": (PERSON_AXIS, 2),  # 0 where no present modality has that dimension
+    "fused_confidence": (PERSON_AXIS,),  # [0, 1]; 0 when nothing is present
+    "weights": (PERSON_AXIS, N_MODALITIES),  # each present modality's weight; 0 for absent, sum 1 if any present
+}
+
+ONNX_NAME = "fusion.onnx"
+SIDECAR_NAME = "fusion.json"
+PARAMS_PACKAGE, PARAMS_FILE = "pipeline.fusion", "fusion_params.json"
+
+
+def blank_inputs(persons: int) -> dict[str, np.ndarray]:
+    """Model inputs for ``persons`` rows with every modality absent; fill in what is present."""
+    return {name: np.zeros([persons if d == PERSON_AXIS else d for d in shape], np.float32)
+            for name, shape in INPUT_SHAPES.items()}
+
+
+class FusionParamsError(ValueError):
+    """A fusion params file that cannot be used; the text names the file and the key."""
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """Per-modality reliability (relative trust) and temperature (>1 flattens, <1 sharpens), in MODALITIES order.
+
+    ``source`` says where the numbers come from (set by hand, or fitted); ``fitted`` holds the fit's
+    record (data, frames, NLL) and is empty for hand-set values.
+    """
+
+    reliability: tuple[float, ...]
+    temperature: tuple[float, ...]
+    source: str = ""
+    fitted: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "reliability": dict(zip(MODALITIES, self.reliability)),
+            "temperature": dict(zip(MODALITIES, self.temperature)),
+            "source": self.source,
+        }
+        if self.fitted:
+            data["fitted"] = self.fitted
+        return data
+
+
+def load_params(path: str | Path = "") -> FusionParams:
+    """Read and check a params file ("" = the packaged defaults); FusionParamsError names the file and key."""
+    path = Path(path) if path else default_params_path()
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise FusionParamsError(f"fusion params {path}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise FusionParamsError(f"fusion params {path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise FusionParamsError(f"fusion params {path}: expected a JSON object at the top level")
+    values = {key: _per_modality(path, data, key) for key in ("reliability", "temperature")}
+    source = data.get("source", "")
+    fitted = data.get("fitted")
+    if not isinstance(source, str):
+        raise FusionParamsError(f"fusion params {path}: 'source' must be a string")
+    if fitted is not None and not isinstance(fitted, dict):
+        raise FusionParamsError(f"fusion params {path}: 'fitted' must be an object when given")
+    return FusionParams(values["reliability"], values["temperature"], source, fitted or None)
+
+
+def save_params(params: FusionParams, path: str | Path) -> Path:
+    """Write ``params`` as the JSON that load_params reads, atomically."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    tmp.write_text(json.dumps(params.to_json(), indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _per_modality(path: Path, data: dict, key: str) -> tuple[float, ...]:
+    table = data.get(key)
+    if not isinstance(table, dict):
+        raise FusionParamsError(f"fusion params {path}: '{key}' must be an object with keys {list(MODALITIES)}")
+    unknown = sorted(set(table) - set(MODALITIES))
+    if unknown:
+        raise FusionParamsError(f"fusion params {path}: '{key}' has unknown modality {unknown}; "
+                                f"use {list(MODALITIES)}")
+    out = []
+    for m in MODALITIES:
+        if m not in table:
+            raise FusionParamsError(f"fusion params {path}: '{key}.{m}' is missing")
+        value = table[m]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise FusionParamsError(f"fusion params {path}: '{key}.{m}' must be a positive number, got {value!r}")
+        out.append(float(value))
+    return tuple(out)
+
+
+def default_params_path() -> Path:
+    """The packaged, hand-set parameters (pipeline/fusion/fusion_params.json)."""
+    from importlib import resources
+
+    return Path(str(resources.files(PARAMS_PACKAGE) / PARAMS_FILE))
+
+
+# Bump when the rule in exporters/fusion.py changes: with the inputs and outputs it keys the export
+# cache, so an ONNX made by an older model is never run with newer feeds.
+MODEL_VERSION = 2
+
+
+def fusion_dir(params_path: str | Path = "") -> Path:
+    """Cache folder of the ONNX exported from one params file: keyed by the file's content (not its
+    name) and by the model's version and input/output contract."""
+    import hashlib
+
+    from engines.registry import sha256_of
+    from pipeline.paths import cache_dir
+
+    path = Path(params_path) if params_path else default_params_path()
+    contract = json.dumps([MODEL_VERSION, INPUT_NAMES, INPUT_SHAPES, OUTPUT_NAMES, OUTPUT_SHAPES, sha256_of(path)])
+    return cache_dir() / "models" / "fusion" / hashlib.sha256(contract.encode()).hexdigest()[:16]
+
+
+def fusion_onnx(params_path: str | Path = "", progress: Callable[[str], None] = print) -> Path:
+    """The fusion ONNX for ``params_path`` ("" = packaged defaults), exported first (needs torch) when the
+    cache lacks it or it no longer matches the checksum its sidecar recorded. No torch when cached."""
+    from engines.loader import _matches_sidecar
+
+    params = Path(params_path) if params_path else default_params_path()
+    load_params(params)  # a bad file fails here, naming the key, before anything is hashed or exported
+    out_dir = fusion_dir(params)
+    onnx_path = out_dir / ONNX_NAME
+    if _matches_sidecar(onnx_path, out_dir / SIDECAR_NAME):
+        return onnx_path
+    if onnx_path.exists():
+        progress(f"{onnx_path} does not match its recorded checksum: exporting it again")
+    try:
+        from exporters.fusion import export_fusion
+    except ImportError as exc:
+        from engines.engine import EngineError
+
+        raise EngineError(f"the fusion model for {params} is not exported yet ({onnx_path} is missing) and "
+                          f"exporting it needs torch, which cannot be imported ({exc}); install the export "
+                          f"extra, or export it on a machine that has torch and copy {out_dir}") from None
+    return export_fusion(params, out_dir, progress).onnx_path

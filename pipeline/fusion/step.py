@@ -1,0 +1,260 @@
+"""The fusion node's logic: face, speech, voice and text in; ``affect.frame`` and ``affect.utterance`` out.
+
+Frames. Every ``video.frame`` gives one ``affect.frame`` (same ``frame_index`` and ``t_capture``),
+published in capture order and never twice:
+
+- when that frame's ``face.tracks`` arrives (the usual case: latency is the face node's);
+- or, if it has not come ``fusion.frame_wait_s`` after the video frame, without waiting further;
+  the newest face estimate is then used if its capture time is within ``fusion.face_timeout_s``
+  of the frame's (never older), else the face is missing and the notes say why;
+- at once, when the face node is not producing: nothing from it for ``face_timeout_s`` (its
+  values could not be used anyway), or ``system.health`` says it is down, or it is disabled.
+
+The face's reasons tell the cases apart: "no face in view" (face.tracks with ``faces: []``),
+"face node down: no face.tracks for N s", "face.tracks late" (they come, but too old: the face
+node is slow), "no face.tracks yet" (starting), "no camera"/"disabled" (config). A face.tracks
+whose video frame never reached fusion (a latest-only queue dropped it) is published on its own.
+
+No video at all (``sources.video = none``): there are no frames to be "per", so no
+``affect.frame`` is published; ``affect.utterance`` still is.
+
+Utterances. One ``affect.utterance`` per utterance, when its end is known (speech.vad end, or the
+final audio piece, transcript or voice.affect) and its final transcript, voice.affect and
+text.affect have all come; or ``fusion.utterance_wait_s`` after the end with what did come, the rest
+named in ``missing`` with the reason ("ASR failed or slow", "voice node down", ...). What the
+config leaves out (no microphone, a node disabled) is not waited for.
+
+Liveness is judged from arrival times on the step's clock (injected, so tests drive time), and
+from ``system.health`` when the step receives it. Work is due both on messages and on ``idle``:
+``run_step`` only calls ``idle`` when no message came for its poll period.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from engines.engine import Stopwatch
+from pipeline.clock import now_ns
+from pipeline.config import Config, FusionConfig
+from pipeline.fusion.frame import FrameInputs, Slot, Smoother, build_frame
+from pipeline.fusion.model import Estimate, FusionModel
+from pipeline.fusion.state import FaceState, Liveness, SpeechState, Utterance
+from pipeline.fusion.utterance import Context, build_utterance
+from pipeline.messages import (AffectUtterance, FaceTracks, Message, SpeechEvent, SystemHealth, TextAffect, Transcript,
+                               UtteranceAudio, VideoFrame, VoiceAffect)
+from pipeline.node import Outputs
+
+NS = 1_000_000_000
+MAX_PENDING = 64  # video frames waiting for their face.tracks (about 2 s at 30 fps)
+INPUTS = ("video.frame", "face.tracks", "speech.vad", "speech.audio", "speech.transcript", "voice.affect",
+          "text.affect", "system.health")
+
+
+@dataclass(frozen=True)
+class Absence:
+    """What the config leaves out of this run: modality -> why, and whether a transcript can come."""
+
+    reasons: dict[str, str]
+    transcripts: bool
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Absence":
+        s, n = config.sources, config.nodes
+        no_speech = ("no microphone (sources.audio = none)" if s.audio == "none"
+                     else "" if n.vad else "VAD disabled (nodes.vad = false)")
+        no_asr = no_speech or ("" if n.asr else "ASR disabled (nodes.asr = false)")
+        reasons = {
+            "face": ("no camera (sources.video = none)" if s.video == "none"
+                     else "" if n.face else "face node disabled (nodes.face = false)"),
+            "voice": no_speech or ("" if n.voice else "voice node disabled (nodes.voice = false)"),
+            "text": no_asr or ("" if n.text else "text node disabled (nodes.text = false)"),
+        }
+        return cls({m: why for m, why in reasons.items() if why}, transcripts=not no_asr)
+
+
+@dataclass
+class _Pending:
+    frame_index: int
+    t_capture: int
+    arrived: int
+
+
+class FusionStep:
+    inputs = INPUTS
+
+    def __init__(self, model: FusionModel, config: FusionConfig | None = None, absence: Absence | None = None,
+                 clock: Callable[[], int] = now_ns) -> None:
+        self.model = model
+        self.config = config or FusionConfig()
+        self.absence = absence or Absence({}, transcripts=True)
+        self.clock = clock
+        self.utterance_wait_ns = int(self.config.utterance_wait_s * NS)
+        self.faces, self.speech, self.live = FaceState(), SpeechState(), Liveness()
+        self.smoother = Smoother(self.config.smoothing_tau_s)
+        self.pending: dict[int, _Pending] = {}  # by capture time, oldest first
+        self.last_published = -1  # capture time of the newest affect.frame
+        self.frame_period_ns = NS // 30
+        self.watch = Stopwatch()  # milliseconds of the last affect.frame built
+
+    # ------------------------------------------------------------ step interface
+
+    def process(self, topic: str, msg: Message) -> Outputs:
+        now = self.clock()
+        self.live.seen(topic, now)
+        out = list(self._handle(msg, now))
+        out.extend(self.idle(now))
+        return out
+
+    def idle(self, now: int) -> Outputs:
+        out = [self._publish_frame(p.frame_index, p.t_capture, now) for p in self._expired(now)]
+        out.extend(("affect.utterance", self._utterance(u, now)) for u in self._ready(now))
+        self.speech.prune(now)
+        return out
+
+    def _handle(self, msg: Message, now: int) -> Outputs:
+        if isinstance(msg, VideoFrame):
+            return self._on_video(msg, now)
+        if isinstance(msg, FaceTracks):
+            return self._on_face(msg, now)
+        if isinstance(msg, SpeechEvent):
+            self.speech.on_vad(msg, now)
+        elif isinstance(msg, UtteranceAudio):
+            self.speech.on_audio(msg, now)
+        elif isinstance(msg, Transcript):
+            self.speech.on_transcript(msg, now)
+        elif isinstance(msg, VoiceAffect):
+            self.speech.on_voice(msg, now)
+        elif isinstance(msg, TextAffect):
+            self.speech.on_text(msg, now)
+        elif isinstance(msg, SystemHealth):
+            self.live.on_health(msg, now)
+        return ()
+
+    # ------------------------------------------------------------ frames
+
+    def _on_video(self, msg: VideoFrame, now: int) -> Outputs:
+        if msg.fps_nominal > 0:
+            self.frame_period_ns = int(NS / msg.fps_nominal)
+        if msg.t_capture <= self.last_published:
+            return  # its face.tracks came first, or it is older than a frame already out
+        if self._face_producing(now) and self.config.frame_wait_s > 0:
+            self.pending[msg.t_capture] = _Pending(msg.frame_index, msg.t_capture, now)
+            while len(self.pending) > MAX_PENDING:
+                oldest = next(iter(self.pending.values()))
+                yield self._publish_frame(oldest.frame_index, oldest.t_capture, now)
+            return
+        yield self._publish_frame(msg.frame_index, msg.t_capture, now)
+
+    def _on_face(self, msg: FaceTracks, now: int) -> Outputs:
+        self.faces.update(msg)
+        for p in [p for t, p in self.pending.items() if t <= msg.t_capture]:
+            yield self._publish_frame(p.frame_index, p.t_capture, now)  # earlier ones: the face node skipped them
+        if msg.t_capture > self.last_published:
+            yield self._publish_frame(msg.frame_index, msg.t_capture, now)
+
+    def _face_producing(self, now: int) -> bool:
+        silent = self.live.silent_for("face.tracks", now)
+        return ("face" not in self.absence.reasons and silent is not None
+                and silent <= self.config.face_timeout_s and not self.live.node_down("face", now))
+
+    def _expired(self, now: int) -> list[_Pending]:
+        wait_ns = self.config.frame_wait_s * NS
+        if not self._face_producing(now):
+            return list(self.pending.values())
+        out = []
+        for p in self.pending.values():
+            if now - p.arrived < wait_ns:
+                break
+            out.append(p)
+        return out
+
+    def _publish_frame(self, frame_index: int, t_capture: int, now: int) -> tuple[str, Message]:
+        for t in [t for t in self.pending if t <= t_capture]:
+            del self.pending[t]
+        self.last_published = t_capture
+        with self.watch:
+            faces, face_reason = self._faces_for(t_capture, now)
+            voice, text = self.speech.voice, self.speech.text
+            inputs = FrameInputs(
+                frame_index, t_capture, faces, face_reason,
+                self._speech_slot("voice", voice, t_capture, now), self._speech_slot("text", text, t_capture, now),
+                {"voice": self.speech.speakers.get(voice.utterance_id) if voice else None,
+                 "text": self.speech.speakers.get(text.utterance_id) if text else None})
+            frame = build_frame(inputs, self.model, self.smoother, self.clock)
+        return "affect.frame", frame
+
+    def _faces_for(self, t_capture: int, now: int) -> tuple[dict[int, Estimate], str]:
+        """The face estimates to use for a frame captured at ``t_capture``, or why there are none."""
+        if "face" in self.absence.reasons:
+            return {}, self.absence.reasons["face"]
+        latest, down = self.faces.latest, self.live.node_down("face", now)
+        silent = self.live.silent_for("face.tracks", now)
+        if latest is None:
+            return {}, f"face node down ({down})" if down else "no face.tracks yet: face node starting or down"
+        age_ns = t_capture - latest.t_capture
+        if abs(age_ns) > self.config.face_timeout_s * NS:
+            if down or silent is None or silent > self.config.face_timeout_s:
+                return {}, f"face node down: no face.tracks for {silent:.1f} s" + (f" ({down})" if down else "")
+            return {}, f"face.tracks late: the newest is {age_ns / 1e6:.0f} ms from this frame (face node slow)"
+        if not latest.valid:
+            return {}, "face.tracks not valid (its video frame was not)"
+        if not latest.tracks:
+            return {}, "no face in view"
+        if age_ns == 0:
+            return latest.tracks, ""
+        note = (f"face.tracks of this frame not in: using frame {latest.frame_index}, "
+                f"{age_ns / 1e6:+.0f} ms from this one")
+        return {tid: replace(est, note=note) for tid, est in latest.tracks.items()}, ""
+
+    def _speech_slot(self, modality: str, est: Estimate | None, t_capture: int, now: int) -> Slot:
+        """The newest voice or text estimate, decayed with its age; or why there is none."""
+        if modality in self.absence.reasons:
+            return self.absence.reasons[modality]
+        age_s = (t_capture - est.t_capture) / NS if est is not None else math.inf
+        if age_s <= self.config.speech_hold_s:
+            factor = math.exp(-max(age_s, 0.0) / self.config.speech_decay_s)
+            note = f"from the utterance that ended {age_s:.1f} s ago: confidence x{factor:.2f}"
+            return replace(est, confidence=est.confidence * factor, note=f"{est.note}; {note}" if est.note else note)
+        down = self.live.node_down(modality, now) or (self.live.node_down("asr", now) if modality == "text" else "")
+        if down:
+            return f"{modality} path down ({down})"
+        failed_at, failure = self.speech.failed.get(modality, (None, ""))
+        if failed_at is not None and (t_capture - failed_at) / NS <= self.config.speech_hold_s:
+            return f"the last utterance gave none: {failure}"
+        why = "silence: no speech heard yet" if est is None else \
+            f"silence: the last utterance ended {age_s:.1f} s ago (hold {self.config.speech_hold_s:g} s)"
+        return why + ("; an utterance is in progress: its estimate comes at its end" if self.speech.in_progress() else "")
+
+    # ------------------------------------------------------------ utterances
+
+    def _ready(self, now: int) -> list[Utterance]:
+        ended = [u for u in self.speech.open.values() if u.ended_at is not None]
+        return sorted((u for u in ended if self._complete(u, now) or now - u.ended_at >= self.utterance_wait_ns),
+                      key=lambda u: u.utterance_id)
+
+    def _complete(self, utt: Utterance, now: int) -> bool:
+        gone = self.absence.reasons
+        voice = utt.voice is not None or "voice" in gone or bool(self.live.node_down("voice", now))
+        text = utt.text is not None or "text" in gone or bool(self.live.node_down("text", now))
+        words = utt.transcript is not None or not self.absence.transcripts or bool(self.live.node_down("asr", now))
+        return voice and text and words
+
+    def _utterance(self, utt: Utterance, now: int) -> AffectUtterance:
+        ctx = Context(self.absence.reasons, lambda name: self.live.node_down(name, now),
+                      (now - (utt.ended_at or now)) / NS, self.frame_period_ns,
+                      self.config.speaker_min_score, self.config.speaker_margin)
+        msg = build_utterance(utt, self.faces, self.model, ctx)
+        self.speech.finish(utt, msg.speaker_track_id)
+        return msg
+
+
+def build_fusion_step(config: Config | None = None,
+                      progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> FusionStep:
+    """The step with the fusion model loaded (exported first if the cache lacks it) and warmed up."""
+    from pipeline.fusion.model import build_fusion_model
+
+    config = config or Config()
+    return FusionStep(build_fusion_model(config, progress), config.fusion, Absence.from_config(config))

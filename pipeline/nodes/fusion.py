@@ -1,0 +1,12 @@
+"""Fusion node: face.tracks, speech.*, voice.affect, text.affect (+ video.frame, system.health)
+-> affect.frame, affect.utterance (logic in pipeline/fusion/step.py)."""
+
+from __future__ import annotations
+
+from pipeline.fusion.step import build_fusion_step
+from pipeline.node import NodeContext, run_step
+
+
+def main(ctx: NodeContext) -> int:
+    run_step(ctx, build_fusion_step(ctx.config))
+    return 0
