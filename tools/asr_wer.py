@@ -149,16 +149,21 @@ def run_pipeline(media: Path, sets: list[str], duration_s: float, topics: tuple[
             got.stopped_by = got.stopped_by or ("pipeline exited" if proc.poll() is not None else "timeout")
         finally:
             sub.close()
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.seek(0)
-            got.log = log.read()
+            got.log = stop_run(proc, log)
     return got
+
+
+def stop_run(proc: subprocess.Popen, log) -> str:
+    """Stop ``moodwire run`` as Ctrl-C would (SIGKILL after 30 s) and return what it printed."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.seek(0)
+    return log.read()
 
 
 def _collect(got: Collected, msg: Any) -> None:

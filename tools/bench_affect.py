@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from tools.asr_wer import log_tail, moodwire_command  # noqa: E402
+from tools.asr_wer import log_tail, moodwire_command, stop_run  # noqa: E402
 from tools.bench_bus import free_port, pct  # noqa: E402
 from tools.bench_face import machine, shown_path  # noqa: E402
 from tools.bench_speech import FPS, GAP_S, LEAD_S, SENTENCES, make_media  # noqa: E402
@@ -101,15 +100,7 @@ def run_pipeline(media: Path, sets: list[str], seconds: float, clip_s: float) ->
             stopped_by = stopped_by or ("pipeline exited" if proc.poll() is not None else "timeout")
         finally:
             sub.close()
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.seek(0)
-            text = log.read()
+            text = stop_run(proc, log)
     result = figures(frames, utterances, window, seconds)
     result["stopped_by"] = stopped_by
     if stopped_by != "window full" or not frames:

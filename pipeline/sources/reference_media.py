@@ -56,9 +56,15 @@ def read_frames(path: Path, size: tuple[int, int] | None = SIZE) -> list[np.ndar
         return [f.to_ndarray(format="bgr24", **scale) for f in container.decode(video=0)]
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: int = FPS) -> Path:
-    """Write BGR frames as an H.264 mp4 (written to a temporary name, then renamed)."""
+def write_video(path: Path, frames: list[np.ndarray], fps: int = FPS, audio: np.ndarray | None = None) -> Path:
+    """Write BGR frames as an H.264 mp4, with ``audio`` (16 kHz mono int16) as AAC if given; written to a
+    temporary name, then renamed. The audio carries a timestamp, so the muxer records the AAC encoder's
+    priming delay and sample 0 plays with frame 0."""
+    from fractions import Fraction
+
     import av
+
+    from pipeline.sources import AUDIO_RATE
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.mp4")
@@ -67,9 +73,16 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = FPS) -> Path:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": "18", "preset": "veryfast"}
+        astream = container.add_stream("aac", rate=AUDIO_RATE, layout="mono") if audio is not None else None
         for image in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
         container.mux(stream.encode(None))
+        if astream is not None:
+            aframe = av.AudioFrame.from_ndarray(np.asarray(audio, np.int16).reshape(1, -1), format="s16",
+                                                layout="mono")
+            aframe.sample_rate, aframe.pts, aframe.time_base = AUDIO_RATE, 0, Fraction(1, AUDIO_RATE)
+            container.mux(astream.encode(aframe))
+            container.mux(astream.encode(None))
     tmp.replace(path)
     return path
 

@@ -38,13 +38,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.sources import AUDIO_RATE
-from pipeline.sources.reference_media import FPS, packaged_clip, read_frames
+from pipeline.sources.reference_media import FPS, packaged_clip, read_frames, write_video
 
 SIZE = (640, 480)
 PANEL = (320, 262)  # carphone's 176x144 scaled by 320/176, aspect kept
@@ -100,7 +99,7 @@ def two_faces(cache: Path, right: str = "still", audio: str = "shaped") -> TwoFa
         samples = voice_track(spans, left_open, shaped=audio == "shaped")
         source = read_frames(packaged_clip("carphone_pristine.mp4"), size=PANEL)
         frames = compose(source, left_sequence(), right_sequence(right))
-        write_av(out, frames, samples)
+        write_video(out, frames, FPS, samples)
         sidecar.write_text(json.dumps({"speech_spans": spans, "left_openness": left_open}))
     meta = json.loads(sidecar.read_text())
     return TwoFaceClip(out, right, audio, [tuple(s) for s in meta["speech_spans"]], meta["left_openness"])
@@ -191,29 +190,6 @@ def compose(source: list[np.ndarray], left: list[int], right: list[int]) -> list
         image[y:y + ph, pw:2 * pw] = source[ri][:, ::-1]
         frames.append(image)
     return frames
-
-
-def write_av(path: Path, frames: list[np.ndarray], samples: np.ndarray, fps: int = FPS) -> Path:
-    """H.264 video and AAC mono audio (16 kHz) in one mp4, written to a temporary name, then renamed."""
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part.mp4")
-    height, width = frames[0].shape[:2]
-    with av.open(str(tmp), "w") as container:
-        vstream = container.add_stream("libx264", rate=fps)
-        vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
-        vstream.options = {"crf": "18", "preset": "veryfast"}
-        astream = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
-        for image in frames:
-            container.mux(vstream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
-        container.mux(vstream.encode(None))
-        aframe = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        aframe.sample_rate, aframe.pts, aframe.time_base = AUDIO_RATE, 0, Fraction(1, AUDIO_RATE)
-        container.mux(astream.encode(aframe))  # with a pts, the muxer records the encoder's priming
-        container.mux(astream.encode(None))
-    tmp.replace(path)
-    return path
 
 
 def read_audio(path: Path) -> np.ndarray:
