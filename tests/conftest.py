@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -23,6 +24,16 @@ from pipeline.sources.sample_clip import write_clip
 # The console script a user runs; ``python -m pipeline.cli`` where it is not installed.
 _SCRIPT = Path(sys.executable).parent / "moodwire"
 MOODWIRE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "pipeline.cli"]
+
+
+def load_tool(name: str):
+    """A script under tools/ as a module (tools/ is not a package), for tests that call its functions."""
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"tools_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

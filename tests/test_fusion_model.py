@@ -3,7 +3,6 @@ its params files, and fitting it on a labelled recording (tools/fit_fusion.py)."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
@@ -21,8 +20,9 @@ from exporters.fusion_spec import (INPUT_NAMES, LABELS, MODALITIES, OUTPUT_NAMES
                                    FusionParamsError, blank_inputs, default_params_path, fusion_onnx,
                                    load_params)
 
+from tests.conftest import load_tool  # noqa: E402
+
 FACE, VOICE, TEXT = range(3)
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
 PARAMS = FusionParams((1.0, 0.5, 0.8), (1.0, 1.0, 1.0), "test")
 
 
@@ -266,14 +266,6 @@ def test_the_packaged_defaults_say_they_are_set_by_hand():
 
 
 # ---------------------------------------------------------------- fitting
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_labelled_recording(tmp_path: Path, seconds: int = 8, fps: int = 15) -> tuple[Path, Path]:

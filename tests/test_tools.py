@@ -23,5 +23,7 @@ def test_bus_benchmark_quick_run_reports_every_path_and_payload():
     for (path, payload, mode), row in rows.items():
         assert row["malformed"] == 0
         assert row["bus_us"]["p50"] > 0
-        if mode == "paced":  # at 30 Hz and 1 kHz nothing is lost
-            assert row["delivered"] == row["sent"], (path, payload)
+        if mode == "paced":  # at 30 Hz and 1 kHz nothing is lost on the way
+            assert row["arrived"] == row["sent"], (path, payload)
+            # frames are latest-only: a reader stalled by a busy machine sees a newer frame replace one
+            assert row["delivered"] + row["superseded"] == row["sent"], (path, payload)

@@ -3,7 +3,6 @@ and the voice-emotion training tool on a synthetic toy set (its plumbing, not em
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
@@ -27,6 +26,8 @@ from pipeline.voice.step import VoiceStep, build_voice_step
 from pipeline.wire import decode, encode
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
+
+from tests.conftest import load_tool  # noqa: E402
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 SENTENCES = ["Kids are talking by the door.", "I can't believe you did that again.",
@@ -66,14 +67,6 @@ def feed(step: VoiceStep, messages: list) -> list[VoiceAffect]:
         topic = "speech.audio" if isinstance(msg, UtteranceAudio) else "speech.transcript"
         out += [m for t, m in step.process(topic, msg)]
     return out
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---------------------------------------------------------------- prosody on real speech
