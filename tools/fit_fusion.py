@@ -46,8 +46,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from exporters.fusion_spec import (INPUT_NAMES, LABELS, MODALITIES, FusionParams, blank_inputs,  # noqa: E402
+from exporters.fusion_spec import (INPUT_NAMES, LABELS, MODALITIES, FusionParams,  # noqa: E402
                                    default_params_path, load_params, save_params)
+from pipeline.fusion.model import Estimate, FusionBatch  # noqa: E402
 
 TOPICS = ("face.tracks", "voice.affect", "text.affect")
 GRID_S = 0.1  # time step when the recording has no video
@@ -67,13 +68,14 @@ class LabelSpan:
 
 @dataclass
 class Stream:
-    """The recording's estimates, times in ns of capture. ``speech`` rows: (t_start, t_end, probs, conf)."""
+    """The recording's estimates (with class probabilities), times in ns of capture. ``voice``/``text``
+    rows: (t_start, t_end, estimate) of each utterance."""
 
     t0: int
     frames: list[int] = field(default_factory=list)  # capture times of every video frame
-    face: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)  # frame time -> probs, confidence
-    voice: list[tuple[int, int, np.ndarray, float]] = field(default_factory=list)
-    text: list[tuple[int, int, np.ndarray, float]] = field(default_factory=list)
+    face: dict[int, Estimate] = field(default_factory=dict)  # frame time -> the largest face's estimate
+    voice: list[tuple[int, int, Estimate]] = field(default_factory=list)
+    text: list[tuple[int, int, Estimate]] = field(default_factory=list)
 
 
 @dataclass
@@ -151,7 +153,7 @@ def read_stream(path: Path) -> Stream:
                 face = max(msg.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
                 est = face_estimate(face, list(msg.expression_labels), msg.t_capture)
                 if est is not None:
-                    stream.face[msg.t_capture] = (est.probs, est.confidence)
+                    stream.face[msg.t_capture] = est
             continue
         est = voice_estimate(msg) if topic == "voice.affect" else text_estimate(msg)
         final = getattr(msg, "final", True)
@@ -159,7 +161,7 @@ def read_stream(path: Path) -> Stream:
             continue  # no usable estimate, no class probabilities, or a partial after its final
         if final and topic == "text.affect":
             finals.add(msg.utterance_id)
-        speech[topic][msg.utterance_id] = (msg.t_start, msg.t_end, est.probs, est.confidence)
+        speech[topic][msg.utterance_id] = (msg.t_start, msg.t_end, est)
     stream.frames.sort()
     stream.voice = sorted(speech["voice.affect"].values(), key=lambda r: r[0])
     stream.text = sorted(speech["text.affect"].values(), key=lambda r: r[0])
@@ -187,13 +189,7 @@ def build_dataset(stream: Stream, spans: list[LabelSpan]) -> Dataset:
     if not rows:
         raise DataError("no labelled time step has any modality present: do the label times match the recording "
                         "(seconds from its earliest capture time)?")
-    x = blank_inputs(len(rows))
-    for i, row in enumerate(rows):
-        for m, est in enumerate(row):
-            if est is not None:
-                probs, conf = est
-                x["probs"][i, m], x["confidence"][i, m], x["present"][i, m] = probs, conf, 1.0
-                x["probs_present"][i, m] = 1.0  # the fit scores classes: only sources with probabilities
+    x = FusionBatch(rows).feeds()  # the node's own inputs; only sources with class probabilities were kept
     counts = {m: int(x["present"][:, i].sum()) for i, m in enumerate(MODALITIES)}
     return Dataset(x, np.asarray(targets, np.int64), counts)
 
@@ -205,12 +201,12 @@ def _label_at(t_s: float, spans: list[LabelSpan]) -> int | None:
     return None
 
 
-def _speech_at(rows: list[tuple[int, int, np.ndarray, float]], t: int) -> tuple[np.ndarray, float] | None:
+def _speech_at(rows: list[tuple[int, int, Estimate]], t: int) -> Estimate | None:
     """The last-listed estimate whose utterance span holds ``t``."""
     hit = None
-    for t_start, t_end, probs, conf in rows:
+    for t_start, t_end, est in rows:
         if t_start <= t <= t_end:
-            hit = (probs, conf)
+            hit = est
     return hit
 
 

@@ -22,6 +22,7 @@ from engines.engine import Engine
 from exporters.fusion_spec import LABELS, MODALITIES, N_CLASSES, blank_inputs
 from pipeline.config import Config
 
+
 @dataclass(frozen=True)
 class Estimate:
     """One modality's estimate for one person, as the model takes it.
