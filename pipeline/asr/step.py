@@ -31,6 +31,7 @@ import numpy as np
 
 from pipeline.clock import now_ns
 from pipeline.config import AsrConfig, Config
+from pipeline.levels import frame_rms
 from pipeline.messages import Message, Transcript, UtteranceAudio, Word
 from pipeline.node import BadInput, Outputs
 from pipeline.sources import AUDIO_RATE
@@ -120,13 +121,12 @@ class _Utterance:
     def silent_after(self, start: int) -> bool:
         """Whether every frame from sample ``start`` on is silence (nothing after it counts as silent)."""
         audio = self.audio()
-        threshold = SILENCE_RATIO * self._speech_level(audio)
-        return threshold > 0 and bool((_levels(audio[start:], self._frame()) < threshold).all())
+        threshold = SILENCE_RATIO * _speech_level(frame_rms(audio, self._frame()))
+        return threshold > 0 and bool((frame_rms(audio[start:], self._frame()) < threshold).all())
 
     def trailing_silence_s(self) -> float:
-        audio = self.audio()
-        levels = _levels(audio, self._frame())
-        loud = np.flatnonzero(levels >= SILENCE_RATIO * self._speech_level(audio))
+        levels = frame_rms(self.audio(), self._frame())
+        loud = np.flatnonzero(levels >= SILENCE_RATIO * _speech_level(levels))
         if loud.size == 0:
             return 0.0  # no speech at all: nothing has ended
         return (levels.size - 1 - loud[-1]) * FRAME_S
@@ -134,15 +134,10 @@ class _Utterance:
     def _frame(self) -> int:
         return int(FRAME_S * self.sample_rate)
 
-    def _speech_level(self, audio: np.ndarray) -> float:
-        levels = _levels(audio, self._frame())
-        return float(np.percentile(levels, 90)) if levels.size else 0.0
 
-
-def _levels(audio: np.ndarray, frame: int) -> np.ndarray:
-    """RMS of each whole frame."""
-    frames = audio[: audio.size // frame * frame].reshape(-1, frame).astype(np.float32)
-    return np.sqrt((frames ** 2).mean(axis=1))
+def _speech_level(levels: np.ndarray) -> float:
+    """The utterance's speech level: the 90th percentile of its frame levels."""
+    return float(np.percentile(levels, 90)) if levels.size else 0.0
 
 
 class AsrStep:

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.levels import frame_rms
+
 MIN_COVERAGE = 0.6  # share of the utterance a track must be seen for to be a candidate
 MAX_FRAME_GAP_NS = 250_000_000  # a longer gap between a track's frames counts as not seen
 MOTION_FULL = 0.05  # std of openness at and above which mouth movement counts in full
@@ -77,11 +79,10 @@ def audio_envelope(samples: np.ndarray, t_start: int, sample_rate: int) -> list[
     x = np.asarray(samples).reshape(-1)
     scale = float(np.iinfo(x.dtype).max) + 1 if np.issubdtype(x.dtype, np.integer) else 1.0
     n = max(1, int(round(ENVELOPE_FRAME_S * sample_rate)))
-    count = x.size // n
+    rms = frame_rms(x, n) / scale
+    count = rms.size
     if count == 0:
         return []
-    frames = x[: count * n].astype(np.float64).reshape(count, n) / scale
-    rms = np.sqrt((frames ** 2).mean(axis=1))
     centres = t_start + ((np.arange(count) * n + n / 2) * 1e9 / sample_rate).round().astype(np.int64)
     return [(int(t), float(v)) for t, v in zip(centres, rms)]
 

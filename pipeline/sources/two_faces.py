@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.levels import frame_rms
 from pipeline.sources import AUDIO_RATE
 from pipeline.sources.reference_media import FPS, packaged_clip, read_frames, write_video
 
@@ -173,7 +174,7 @@ def speech_carrier(length: int) -> np.ndarray:
     x = speak(TEXT).astype(np.float64)
     size = int(0.02 * AUDIO_RATE)
     frames = x[: x.size // size * size].reshape(-1, size)
-    rms = np.sqrt((frames ** 2).mean(axis=1))
+    rms = frame_rms(x, size)
     voiced = frames[rms >= 0.1 * rms.max()].reshape(-1)
     out = np.resize(voiced, max(length, 1))[:length]
     return out / max(1e-9, float(np.abs(voiced).max()))
