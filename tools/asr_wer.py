@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -251,15 +250,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     from pipeline.sources.spoken import Voice, load_sentences, spoken_script, write_wav
 
-    from tools.bench_face import machine, shown_path
+    from tools.bench_face import announce, shown_path
 
     args = parse_args(argv)
     sentences = load_sentences(args.sentences)[:QUICK_SENTENCES if args.quick else None]
     voice = Voice(speed_wpm=args.speed, name=args.voice)
-    command = shlex.join([shown_path(Path(sys.executable)), *sys.argv])
-    host = machine()
-    print(f"machine: {host['cores']} cores, {host['cpu']}, Python {host['python']}")
-    print(f"command: {command}")
+    host, command = announce()
     script = spoken_script(sentences, gap_s=args.gap, lead_s=args.lead, voice=voice)
     duration = script.samples.size / 16000
     print(f"speech: {len(sentences)} sentences from {shown_path(args.sentences)}, espeak-ng voice {voice.name}, "

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -43,7 +42,7 @@ import numpy as np  # noqa: E402
 
 from tools.asr_wer import log_tail, moodwire_command, stop_run  # noqa: E402
 from tools.bench_bus import free_port, pct  # noqa: E402
-from tools.bench_face import machine, shown_path  # noqa: E402
+from tools.bench_face import announce  # noqa: E402
 from tools.bench_speech import FPS, GAP_S, LEAD_S, SENTENCES, make_media  # noqa: E402
 
 FULL_S, QUICK_S = 30.0, 12.0
@@ -241,11 +240,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     seconds = args.seconds or (QUICK_S if args.quick else FULL_S)
-    host = machine()
-    command = shlex.join([shown_path(Path(sys.executable)), *sys.argv])
-    print(f"machine: {host['cores']} cores, {host['cpu']}, Python {host['python']}, "
-          f"load average {host['loadavg_1min_at_start']} at start")
-    print(f"command: {command}")
+    host, command = announce()
     count = sentence_count(seconds)
     _, mkv, _, clip_s = make_media(count)
     print(f"clip: {mkv.name}, {clip_s:.1f} s (one face, {count} spoken sentences); window {seconds:.0f} s", flush=True)

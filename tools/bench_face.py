@@ -71,6 +71,16 @@ def machine() -> dict[str, Any]:
             "loadavg_1min_at_start": round(os.getloadavg()[0], 2)}
 
 
+def announce() -> tuple[dict[str, Any], str]:
+    """Print the machine and the command line every benchmark's figures come with; return both."""
+    host = machine()
+    command = shlex.join([shown_path(Path(sys.executable)), *sys.argv])
+    print(f"machine: {host['cores']} cores, {host['cpu']}, Python {host['python']}, "
+          f"load average {host['loadavg_1min_at_start']} at start")
+    print(f"command: {command}")
+    return host, command
+
+
 def shown_path(path: Path) -> str:
     """``path`` relative to the repository when inside it (``.venv/bin/python``), as a user types it."""
     try:
@@ -297,11 +307,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     count = args.frames or (QUICK_FRAMES if args.quick else FULL_FRAMES)
-    host = machine()
-    command = shlex.join([shown_path(Path(sys.executable)), *sys.argv])
-    print(f"machine: {host['cores']} cores, {host['cpu']}, Python {host['python']}, "
-          f"load average {host['loadavg_1min_at_start']} at start")
-    print(f"command: {command}")
+    host, command = announce()
     frames = load_frames(count)
     print(f"input: carphone_640x480 (reference_media), {len(frames)} frames of {frames[0].shape[1]}x"
           f"{frames[0].shape[0]}", flush=True)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -201,15 +200,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tools.bench_face import machine, shown_path
+    from tools.bench_face import announce
 
     args = parse_args(argv)
     count = QUICK_COUNT if args.quick else len(SENTENCES)
-    host = machine()
-    command = shlex.join([shown_path(Path(sys.executable)), *sys.argv])
-    print(f"machine: {host['cores']} cores, {host['cpu']}, Python {host['python']}, "
-          f"load average {host['loadavg_1min_at_start']} at start")
-    print(f"command: {command}")
+    host, command = announce()
     wav, mkv, spans, duration = make_media(count)
     lengths = [round(s.end_s - s.start_s, 2) for s in spans]
     print(f"speech: {count} sentences of {min(lengths)}-{max(lengths)} s (espeak-ng en-us, {WPM} wpm), "
