@@ -22,10 +22,13 @@ until tools/fit_fusion.py fits them on a labelled recording):
    weight counts for valence/arousal and confidence) but takes no part here.
    No class source: uniform.
 5. Valence, arousal. Per dimension, the mean over the present modalities that
-   have that dimension (``va_present``), weighted by the same weights
-   renormalised over those modalities (by reliability alone when they are
-   all 0). Voice without a trained model has arousal but no valence, so
-   valence then comes from face and text only. No modality: 0.
+   have that dimension (``va_present``), weighted by reliability_m times that
+   dimension's own confidence (``va_confidence``), renormalised over those
+   modalities (by reliability alone when they are all practically 0). A source
+   can be sure of one dimension and not the other: voice's arousal comes from
+   the prosody rule with its confidence, its valence (trained model only) with
+   a low one of its own. Voice without a trained model has arousal but no
+   valence, so valence then comes from face and text only. No modality: 0.
 6. Confidence. Σ w_m confidence_m (how sure the sources that spoke are)
    times the share of total reliability that is present (how much of the
    usual evidence we have). Monotone in every confidence and in presence;
@@ -76,7 +79,7 @@ class LateFusion(nn.Module):
         return self.log_temperature.detach().exp().tolist()
 
     def forward(self, probs: torch.Tensor, probs_present: torch.Tensor, va: torch.Tensor, va_present: torch.Tensor,
-                confidence: torch.Tensor, present: torch.Tensor
+                va_confidence: torch.Tensor, confidence: torch.Tensor, present: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         here = present > 0.5  # [P, M]
         has_probs = here & (probs_present > 0.5)
@@ -105,10 +108,10 @@ class LateFusion(nn.Module):
         has_dim = here.unsqueeze(-1) & (va_present > 0.5)  # [P, M, 2]
         dim_zeros = torch.zeros_like(va_present)
         clean_va = torch.where(has_dim, va, dim_zeros)
-        dim_weights = torch.where(has_dim, weights.unsqueeze(-1), dim_zeros)
         dim_fallback = torch.where(has_dim, reliability.unsqueeze(-1).expand_as(va_present), dim_zeros)
-        dim_weights = torch.where(dim_weights.sum(1, keepdim=True) > 0, dim_weights, dim_fallback)
-        fused_va = (_normalise(dim_weights, dim=1) * clean_va).sum(1)
+        dim_trust = dim_fallback * torch.where(has_dim, va_confidence.clamp(0.0, 1.0), dim_zeros)
+        dim_trust = torch.where(dim_trust.sum(1, keepdim=True) > MIN_TRUST, dim_trust, dim_fallback)
+        fused_va = (_normalise(dim_trust, dim=1) * clean_va).sum(1)
 
         coverage = by_reliability.sum(-1) / self.log_reliability.exp().sum()
         fused_confidence = (weights * conf).sum(-1) * coverage
@@ -128,15 +131,17 @@ def random_inputs(persons: int, rng: np.random.Generator, garbage: bool = True) 
     x["va"][:] = rng.uniform(-1, 1, x["va"].shape)
     x["va_present"][:] = rng.random(x["va_present"].shape) < 0.8
     x["confidence"][:] = rng.uniform(0, 1, x["confidence"].shape)
+    x["va_confidence"][:] = rng.uniform(0, 1, x["va_confidence"].shape)
     x["probs_present"][:] = rng.random(x["probs_present"].shape) < 0.8
     x["present"][:] = rng.random(x["present"].shape) < 0.6
     if persons > 2:  # one person with nothing present, one whose present confidences are all 0
         x["present"][0] = 0
         x["present"][1] = 1
         x["confidence"][1] = 0
+        x["va_confidence"][1] = 0
     if garbage:
         absent = x["present"] == 0
-        for name in ("probs", "va", "va_present", "confidence"):
+        for name in ("probs", "va", "va_present", "va_confidence", "confidence"):
             x[name][absent] = np.nan
     return x
 

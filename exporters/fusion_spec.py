@@ -29,13 +29,15 @@ VA_DIMS: tuple[str, ...] = ("valence", "arousal")
 PERSON_AXIS = "persons"
 
 # ONNX inputs, float32, all with the dynamic person axis at dim 0
-INPUT_NAMES: tuple[str, ...] = ("probs", "probs_present", "va", "va_present", "confidence", "present")
+INPUT_NAMES: tuple[str, ...] = ("probs", "probs_present", "va", "va_present", "va_confidence", "confidence",
+                                 "present")
 INPUT_SHAPES: dict[str, tuple[str | int, ...]] = {
     "probs": (PERSON_AXIS, N_MODALITIES, N_CLASSES),  # per-modality class probabilities
     "probs_present": (PERSON_AXIS, N_MODALITIES),  # 1 where that modality has class probabilities
     "va": (PERSON_AXIS, N_MODALITIES, 2),  # valence, arousal in [-1, 1]
     "va_present": (PERSON_AXIS, N_MODALITIES, 2),  # 1 where that modality has that dimension
-    "confidence": (PERSON_AXIS, N_MODALITIES),  # [0, 1]
+    "va_confidence": (PERSON_AXIS, N_MODALITIES, 2),  # [0, 1] per dimension: weighs valence, arousal apart
+    "confidence": (PERSON_AXIS, N_MODALITIES),  # [0, 1] of the modality: its weight, the class pool
     "present": (PERSON_AXIS, N_MODALITIES),  # 1/0: the modality has a live estimate for this person
 }
 # ONNX outputs, float32
@@ -146,7 +148,7 @@ def default_params_path() -> Path:
 
 # Bump when the rule in exporters/fusion.py changes: with the inputs and outputs it keys the export
 # cache, so an ONNX made by an older model is never run with newer feeds.
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 
 
 def fusion_dir(params_path: str | Path = "") -> Path:

@@ -223,6 +223,7 @@ class ModalityInput:
     valence: float | None = None  # None: this modality gave no valence (voice without a trained model)
     arousal: float | None = None
     confidence: float = 0.0  # as used by fusion (after any decay with age)
+    valence_confidence: float = 0.0  # what weighed its valence, as used: its own (voice) or ``confidence``
     age_ms: float = 0.0  # capture time of this frame (or utterance end) minus that of the estimate
     utterance_id: int | None = None  # voice/text: the utterance the estimate came from
     reason: str = ""  # why absent or reduced, e.g. "no face in view", "face node down", "decayed"

@@ -43,6 +43,7 @@ def one_person(*present: int, conf=(0.9, 0.6, 0.7)) -> dict[str, np.ndarray]:
         x["va"][0, m] = (0.5 - 0.4 * m, -0.3 + 0.3 * m)
         x["va_present"][0, m] = 1
         x["confidence"][0, m] = conf[m]
+        x["va_confidence"][0, m] = conf[m]
         x["present"][0, m] = 1
     return x
 
@@ -142,6 +143,33 @@ def test_valence_comes_only_from_modalities_that_have_it():
     want_v = (w[FACE] * x["va"][0, FACE, 0] + w[TEXT] * x["va"][0, TEXT, 0]) / (w[FACE] + w[TEXT])
     want_a = (w * x["va"][0, :, 1]).sum()
     np.testing.assert_allclose(out["fused_va"][0], [want_v, want_a], rtol=1e-5)
+
+
+def test_each_dimension_is_weighed_by_its_own_confidence():
+    """Voice sure of its arousal (prosody rule) and unsure of its valence (a weak model)."""
+    x = one_person(FACE, VOICE, TEXT)
+    x["va_confidence"][0, VOICE] = (0.05, 0.6)
+    out = fuse(x)
+    rel = np.array(PARAMS.reliability)
+    for d in (0, 1):
+        trust = rel * x["va_confidence"][0, :, d]
+        want = (trust * x["va"][0, :, d]).sum() / trust.sum()
+        assert out["fused_va"][0, d] == pytest.approx(want, rel=1e-5)
+    unsure = x["va_confidence"][0, VOICE, 0] * rel[VOICE] / (rel * x["va_confidence"][0, :, 0]).sum()
+    assert unsure < 0.5 * out["weights"][0, VOICE]  # voice valence counts far less than voice does overall
+    x["va_confidence"][0, VOICE, 0] = 0.6
+    surer = fuse(x)
+    np.testing.assert_array_equal(surer["weights"], out["weights"])  # the modality's weight is its own
+    np.testing.assert_array_equal(surer["fused_va"][0, 1], out["fused_va"][0, 1])  # arousal untouched
+    assert abs(surer["fused_va"][0, 0] - out["fused_va"][0, 0]) > 0.01
+
+
+def test_dimension_confidences_all_zero_fall_back_to_reliability():
+    x = one_person(FACE, TEXT)
+    x["va_confidence"][:] = 0
+    out = fuse(x)
+    want = (1.0 * x["va"][0, FACE] + 0.8 * x["va"][0, TEXT]) / 1.8
+    np.testing.assert_allclose(out["fused_va"][0], want, rtol=1e-5)
 
 
 def test_a_source_without_class_probabilities_counts_for_arousal_but_not_for_classes():

@@ -255,6 +255,10 @@ def test_voice_class_probabilities_count_only_when_a_trained_voice_model_gives_t
     assert voice.valence == 0.2 and voice.probs == pytest.approx(angry) and "arousal only" not in voice.reason
     assert people["model"].probs[0] > people["rule"].probs[0] + 0.05  # the voice model's "angry" pulled the pool
     assert people["model"].valence_raw < people["rule"].valence_raw  # and its valence 0.2 < face and text
+    # its valence is weighed by the model's own low confidence (0.2, decayed), not the prosody rule's 0.6
+    assert voice.valence_confidence == pytest.approx(0.2 * voice.confidence / 0.6)
+    assert inputs_of(people["model"])["face"].valence_confidence == inputs_of(people["model"])["face"].confidence
+    assert inputs_of(people["rule"])["voice"].valence_confidence == 0.0
 
 
 def test_no_face_in_view_gives_a_voice_and_text_person_that_decays_then_an_invalid_frame(model):

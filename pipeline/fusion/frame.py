@@ -137,6 +137,7 @@ def modality_input(modality: str, slot: Slot, weight: float, t_ref: int) -> Moda
     return ModalityInput(modality=modality, present=True, weight=weight,
                          probs=[float(p) for p in slot.probs] if slot.probs is not None else [],
                          valence=slot.valence, arousal=slot.arousal, confidence=slot.confidence,
+                         valence_confidence=slot.dimension_confidence()[0] if slot.valence is not None else 0.0,
                          age_ms=(t_ref - slot.t_capture) / 1e6, utterance_id=slot.utterance_id, reason=slot.note)
 
 

@@ -13,7 +13,7 @@ arousal and its weight count. Its class row is left at zeros, which the model ne
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -28,9 +28,11 @@ class Estimate:
     """One modality's estimate for one person, as the model takes it.
 
     ``probs`` is in ``LABELS`` order, or None when the source has no class probabilities;
-    ``valence``/``arousal`` None when it has no such dimension. ``t_capture`` is the capture time
-    the estimate describes (a face's frame; an utterance's end). ``note`` is kept in the published
-    ``ModalityInput.reason`` even though the modality is present (e.g. "decayed", "arousal only").
+    ``valence``/``arousal`` None when it has no such dimension. ``confidence`` is the modality's (its
+    weight, its say in the classes); ``va_confidence`` weighs its valence and arousal apart, for a
+    source surer of one than of the other (None: ``confidence`` for both). ``t_capture`` is the
+    capture time the estimate describes (a face's frame; an utterance's end). ``note`` is kept in the
+    published ``ModalityInput.reason`` even though the modality is present (e.g. "decayed").
     """
 
     modality: str
@@ -41,6 +43,16 @@ class Estimate:
     t_capture: int
     utterance_id: int | None = None
     note: str = ""
+    va_confidence: tuple[float, float] | None = None
+
+    def dimension_confidence(self) -> tuple[float, float]:
+        return self.va_confidence if self.va_confidence is not None else (self.confidence, self.confidence)
+
+    def decayed(self, factor: float, note: str) -> "Estimate":
+        """Every confidence times ``factor``, and ``note`` added."""
+        va_confidence = None if self.va_confidence is None else tuple(c * factor for c in self.va_confidence)
+        return replace(self, confidence=self.confidence * factor, va_confidence=va_confidence,
+                       note=f"{self.note}; {note}" if self.note else note)
 
 
 Row = tuple["Estimate | None", "Estimate | None", "Estimate | None"]  # face, voice, text
@@ -68,10 +80,11 @@ def _fill(x: dict[str, np.ndarray], i: int, m: int, est: Estimate) -> None:
     if est.probs is not None:
         x["probs"][i, m] = est.probs
         x["probs_present"][i, m] = 1.0
-    for d, value in enumerate((est.valence, est.arousal)):
+    for d, (value, confidence) in enumerate(zip((est.valence, est.arousal), est.dimension_confidence())):
         if value is not None:
             x["va"][i, m, d] = value
             x["va_present"][i, m, d] = 1.0
+            x["va_confidence"][i, m, d] = confidence
 
 
 @dataclass

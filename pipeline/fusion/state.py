@@ -8,7 +8,10 @@ How each source becomes an ``Estimate`` (the rules are here, in one place):
   (a uniform softmax says nothing: 0; a one-hot one: 1).
 - voice: arousal of the prosody rule with ``VoiceAffect.confidence``; valence and class
   probabilities only when a trained voice model gave them (valence only with a
-  ``valence_confidence`` above 0). An utterance without a voiced frame (``valid: false``) gives none.
+  ``valence_confidence`` above 0, which weighs the voice's valence on its own: the model's
+  low valence confidence never borrows the prosody rule's). The modality's confidence (its
+  weight, its say in the classes) is the arousal rule's. An utterance without a voiced frame
+  (``valid: false``) gives none.
 - text: ``TextAffect`` probabilities, valence, arousal and confidence; a failed or empty
   transcript (``valid: false``) gives none, and its note says why.
 """
@@ -67,7 +70,7 @@ def voice_estimate(msg: VoiceAffect) -> Estimate | str:
     valence = msg.valence if msg.valence is not None and msg.valence_confidence > 0 else None
     note = "" if probs is not None else "arousal only: no trained voice model, no class probabilities"
     return Estimate("voice", probs, valence, float(msg.arousal), float(msg.confidence), msg.t_end,
-                    msg.utterance_id, note)
+                    msg.utterance_id, note, va_confidence=(float(msg.valence_confidence), float(msg.confidence)))
 
 
 def text_estimate(msg: TextAffect) -> Estimate | str:

@@ -217,7 +217,7 @@ class FusionStep:
         if age_s <= self.config.speech_hold_s:
             factor = math.exp(-max(age_s, 0.0) / self.config.speech_decay_s)
             note = f"from the utterance that ended {age_s:.1f} s ago: confidence x{factor:.2f}"
-            return replace(est, confidence=est.confidence * factor, note=f"{est.note}; {note}" if est.note else note)
+            return est.decayed(factor, note)
         down = self.live.node_down(modality, now) or (self.live.node_down("asr", now) if modality == "text" else "")
         if down:
             return f"{modality} path down ({down})"
