@@ -4,7 +4,6 @@ the join of video, face.tracks and affect.frame, and the command writing PNGs fr
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from moodwire.affect import top_label
 from pipeline.messages import AffectFrame, FaceTracks, PersonAffect
 
 CIRCUMPLEX = 150  # side of the circumplex panel
@@ -58,8 +59,7 @@ def draw_face(image: np.ndarray, track_id: int, box: list[float], person: Person
     cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
     label = f"#{track_id}"
     if person is not None and person.probs:
-        top = int(np.argmax(person.probs))
-        label += f" {person.labels[top]} {person.probs[top]:.2f}"
+        label += f" {top_label(person.labels, person.probs)} {max(person.probs):.2f}"
         draw_bars(image, person, (min(x1 + 6, image.shape[1] - BAR_W - 60), max(y0, 0)), colour)
     text(image, label, (x0, max(y0 - 6, 12)), colour, 0.5)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from moodwire.affect import top_label
 from pipeline.messages import AffectFrame, AffectUtterance, FaceTracks, Message, Transcript, VideoFrame
 from pipeline.viewer.draw import Overlay
 
@@ -39,7 +40,7 @@ class ViewState:
         elif isinstance(msg, Transcript):
             self.transcript = f"> {msg.text.strip()}" + ("" if msg.final else " ...")
         elif isinstance(msg, AffectUtterance) and msg.text:
-            top = msg.labels[int(np.argmax(msg.probs))] if msg.probs else "?"
+            top = top_label(msg.labels, msg.probs) or "?"
             who = f"#{msg.speaker_track_id}" if msg.speaker_track_id is not None else "?"
             self.transcript = f"{who} [{top}, v {msg.valence:+.2f}] {msg.text.strip()}"
 

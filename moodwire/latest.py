@@ -1,0 +1,123 @@
+"""``Latest``: the current fused estimate of a person, with its age, for control loops."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.bus import Subscriber
+from pipeline.messages import AffectFrame, PersonAffect
+
+from moodwire.affect import top_label
+from moodwire.endpoint import DEFAULT_ENDPOINT
+from moodwire.timing import age_s
+
+
+@dataclass(frozen=True)
+class PersonEstimate:
+    """One person of the newest ``affect.frame``, and how old that frame is.
+
+    ``age_s`` is now minus the frame's ``t_capture`` (the camera frame's capture time), measured
+    when the estimate was read. ``stale`` is True when ``age_s`` exceeds the max age asked for:
+    the stream has stopped or fallen behind, so do not act on the values.
+    """
+
+    person: PersonAffect
+    frame_index: int
+    t_capture: int  # monotonic ns (pipeline.clock.now_ns), as on the wire
+    age_s: float
+    stale: bool
+
+    @property
+    def track_id(self) -> int | None:
+        return self.person.track_id
+
+    @property
+    def valence(self) -> float:
+        return self.person.valence
+
+    @property
+    def arousal(self) -> float:
+        return self.person.arousal
+
+    @property
+    def confidence(self) -> float:
+        return self.person.confidence
+
+    @property
+    def label(self) -> str:
+        """The most probable emotion category."""
+        return top_label(self.person.labels, self.person.probs)
+
+
+class Latest:
+    """Keeps the newest ``affect.frame``; ``person()`` reads it. Thread-safe.
+
+    A background thread (the subscriber's) receives continuously and keeps only the newest frame,
+    so reading is instant and never sees an old backlog. Extra keyword arguments go to
+    ``pipeline.bus.Subscriber``.
+    """
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, max_age_s: float = 0.5,
+                 **subscriber_kwargs: Any) -> None:
+        if max_age_s <= 0:
+            raise ValueError(f"max_age_s must be positive, got {max_age_s}")
+        self.max_age_s = max_age_s
+        self._sub = Subscriber(endpoint, ["affect.frame"], **subscriber_kwargs)
+        self._lock = threading.Lock()
+        self._frame: AffectFrame | None = None
+
+    def frame(self) -> AffectFrame | None:
+        """The newest ``affect.frame`` received, or None before the first."""
+        with self._lock:
+            while (got := self._sub.recv(0)) is not None:
+                if isinstance(got.msg, AffectFrame):
+                    self._frame = got.msg
+            return self._frame
+
+    def frame_age_s(self) -> float | None:
+        """Seconds since the newest frame's capture; None before the first frame."""
+        frame = self.frame()
+        return None if frame is None else age_s(frame.t_capture)
+
+    def persons(self, *, max_age_s: float | None = None) -> list[PersonEstimate]:
+        """Every person of the newest frame ([] before the first frame, or when no one is seen)."""
+        frame = self.frame()
+        if frame is None:
+            return []
+        age = age_s(frame.t_capture)
+        stale = age > (self.max_age_s if max_age_s is None else max_age_s)
+        return [PersonEstimate(p, frame.frame_index, frame.t_capture, age, stale) for p in frame.persons]
+
+    def person(self, track_id: int | None = None, *, max_age_s: float | None = None) -> PersonEstimate | None:
+        """The person with face ``track_id`` or, when None, the most confident person of the newest frame.
+
+        None when that person is not in the newest frame (or nothing has arrived). Check
+        ``stale`` before acting: it is True when the frame is older than ``max_age_s``
+        (default: the one given to ``Latest``).
+        """
+        everyone = self.persons(max_age_s=max_age_s)
+        if track_id is not None:
+            return next((e for e in everyone if e.track_id == track_id), None)
+        # most confident; on a tie, a person with a face before the voice-only one
+        return max(everyone, key=lambda e: (e.confidence, e.track_id is not None), default=None)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the first frame; True once there is one."""
+        deadline = time.monotonic() + timeout
+        while self.frame() is None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self) -> None:
+        self._sub.close()
+
+    def __enter__(self) -> "Latest":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

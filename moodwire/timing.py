@@ -1,0 +1,18 @@
+"""Message timestamps (monotonic ns, ``pipeline.clock``) as ages and as wall-clock times."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from pipeline.clock import now_ns
+
+
+def age_s(t_ns: int) -> float:
+    """Seconds from ``t_ns`` (a ``t_capture``, ``t_end``, ...) to now, on this host's clock."""
+    return (now_ns() - t_ns) / 1e9
+
+
+def wall_clock(t_ns: int) -> datetime:
+    """The local wall-clock time of a message timestamp (only meaningful on the publishing host)."""
+    return datetime.fromtimestamp(time.time() - age_s(t_ns)).astimezone()
