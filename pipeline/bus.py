@@ -8,6 +8,12 @@ Delivery policy is applied on the subscriber side, per topic, from the topic
 registry: a receiver thread drains the socket continuously, keeps only the
 newest unread message of a LATEST topic and queues every message of a QUEUED
 topic. The same thread records freshness (arrival times) per topic.
+
+Security (docs/security.md): every receiving socket drops frames larger than
+the wire limits (``zmq.MAXMSGSIZE``) before allocating them; the public
+endpoint stays on loopback unless it is a CURVE server admitting listed
+client keys (pipeline/keys.py). The internal ipc endpoints live in the run
+directory (mode 0700) and carry no CURVE: only this user reaches them.
 """
 
 from __future__ import annotations
@@ -22,14 +28,23 @@ from typing import Any, Iterable
 import zmq
 
 from pipeline.clock import now_ns
-from pipeline.config import BusConfig
+from pipeline.config import BusConfig, ConfigError
+from pipeline.keys import CurveClient, CurveServer, check_public_endpoint, is_local_endpoint
 from pipeline.messages import Message
 from pipeline.topics import TOPICS, Policy, get_topic
-from pipeline.wire import WireError, decode, encode
+from pipeline.wire import MAX_BUFFER_BYTES, MAX_HEADER_BYTES, MAX_TOPIC_BYTES, WireError, decode, encode
 
 DEFAULT_PUBLIC: str = BusConfig.public  # the defaults live in the config schema
 DEFAULT_HWM: int = BusConfig.hwm
 RATE_WINDOW_S = 2.0
+# libzmq checks ZMQ_MAXMSGSIZE per frame, as it reads the frame's length and before allocating it, and closes
+# the connection of a peer that sends more, dropping its partial message: a publisher reconnects by itself, a
+# subscriber's own connection stays closed (libzmq does not retry after a protocol error).
+MAX_FRAME_BYTES: int = max(MAX_TOPIC_BYTES, MAX_HEADER_BYTES, MAX_BUFFER_BYTES)
+# What the XPUB side receives is subscriptions: one byte (subscribe/unsubscribe) and a topic prefix.
+MAX_SUBSCRIPTION_BYTES: int = 1024
+HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 
 
 @dataclass(frozen=True)
@@ -46,26 +61,42 @@ class BusEndpoints:
 
 
 def run_proxy(endpoints: BusEndpoints, hwm: int = DEFAULT_HWM, context: zmq.Context | None = None,
-              stop: threading.Event | None = None) -> None:
+              stop: threading.Event | None = None, curve: CurveServer | None = None) -> None:
     """Forward every message from publishers to subscribers until ``stop`` is set (or forever).
 
     The forwarding runs in a worker thread and the calling thread waits on
     ``stop`` in short steps: a signal may be delivered to one of libzmq's own
     threads, and Python runs its handler only when the main thread executes
     Python code, never while it sits inside ``zmq.proxy``.
+
+    With ``curve`` the public endpoint (only that one: libzmq copies a socket's
+    security options into each listener when it binds) is a CURVE server whose
+    ZAP handler admits the keys of ``curve.client_keys``. Without it a public
+    endpoint off loopback is refused (ConfigError). Give each CURVE proxy of a
+    process its own ``context``: a context holds one ZAP handler.
     """
+    check_public_endpoint(endpoints.public, curve)
     ctx = context or zmq.Context.instance()
     xsub = ctx.socket(zmq.XSUB)
     xpub = ctx.socket(zmq.XPUB)
     xsub.setsockopt(zmq.RCVHWM, hwm)
+    xsub.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
     xpub.setsockopt(zmq.SNDHWM, hwm)
+    xpub.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
+    auth = None
     try:
         xsub.bind(endpoints.internal_pub)
         xpub.bind(endpoints.internal_sub)
+        if curve is not None:
+            auth = _start_authenticator(ctx, curve)
+            xpub.setsockopt(zmq.CURVE_SERVER, 1)
+            xpub.setsockopt(zmq.CURVE_SECRETKEY, curve.secret_key)
         xpub.bind(endpoints.public)
     except zmq.ZMQError:
         xsub.close(linger=0)
         xpub.close(linger=0)
+        if auth is not None:
+            auth.stop()
         raise
     control_address = f"inproc://moodwire-proxy-control-{id(xsub)}"
     command = ctx.socket(zmq.PAIR)
@@ -88,6 +119,28 @@ def run_proxy(endpoints: BusEndpoints, hwm: int = DEFAULT_HWM, context: zmq.Cont
     command.send(b"TERMINATE")
     worker.join(timeout=2.0)
     command.close(linger=0)
+    if auth is not None:
+        auth.stop()
+
+
+@dataclass(frozen=True)
+class _AllowedKeys:
+    """ZAP credentials provider: a client is admitted when its public key was in the folder at start."""
+
+    keys: frozenset[bytes]
+
+    def callback(self, domain: str, client_key: bytes) -> bool:
+        return client_key in self.keys
+
+
+def _start_authenticator(ctx: zmq.Context, curve: CurveServer) -> Any:
+    """pyzmq's ZAP handler thread in ``ctx``; libzmq asks it about every CURVE handshake."""
+    from zmq.auth.thread import ThreadAuthenticator
+
+    auth = ThreadAuthenticator(ctx)
+    auth.start()
+    auth.configure_curve_callback("*", _AllowedKeys(curve.client_keys))
+    return auth
 
 
 class Publisher:
@@ -95,6 +148,10 @@ class Publisher:
 
     def __init__(self, endpoint: str, source: str, *, bind: bool = False,
                  hwm: int = DEFAULT_HWM, context: zmq.Context | None = None) -> None:
+        if bind and not is_local_endpoint(endpoint):
+            raise ConfigError(f"a publisher binds only where this machine alone can reach it, not {endpoint!r}: "
+                              "use tcp://127.0.0.1:PORT (publishing to other machines goes through the "
+                              "pipeline's CURVE public endpoint, docs/security.md)")
         self.source = source
         self._socket = (context or zmq.Context.instance()).socket(zmq.PUB)
         self._socket.setsockopt(zmq.SNDHWM, hwm)
@@ -158,12 +215,19 @@ class Subscriber:
 
     ``recv`` never raises on a malformed message: it counts it in
     ``malformed``, keeps the text in ``last_error`` and goes on.
+
+    With ``curve`` it connects as a CURVE client; a refused handshake leaves
+    no error in ``recv`` (libzmq keeps retrying) but its reason in
+    ``handshake_error``, so a user learns why nothing arrives.
     """
 
     def __init__(self, endpoint: str, prefixes: Iterable[str] = ("",), *,
                  queue_limit: int = 10000, queue_everything: bool = False,
-                 hwm: int = DEFAULT_HWM, context: zmq.Context | None = None) -> None:
+                 hwm: int = DEFAULT_HWM, context: zmq.Context | None = None,
+                 curve: CurveClient | None = None) -> None:
         self._endpoint = endpoint
+        self._curve = curve
+        self.handshake_error = ""
         self._prefixes = list(prefixes)
         self._queue_limit = queue_limit
         self._queue_everything = queue_everything
@@ -243,12 +307,16 @@ class Subscriber:
         sock = self._ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.RCVHWM, self._hwm)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        monitor = self._secure(sock) if self._curve is not None else None
         for prefix in self._prefixes:
             sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
         sock.connect(self._endpoint)
         self._ready.set()
         try:
             while not self._stop.is_set():
+                if monitor is not None:
+                    self._check_handshake(monitor)
                 if not sock.poll(50):
                     continue
                 while True:
@@ -258,7 +326,24 @@ class Subscriber:
                         break
                     self._store(frames)
         finally:
+            if monitor is not None:
+                sock.disable_monitor()
+                monitor.close(linger=0)
             sock.close(linger=0)
+
+    def _secure(self, sock: zmq.Socket) -> zmq.Socket:
+        """Make ``sock`` a CURVE client; a monitor socket that reports its handshakes."""
+        sock.setsockopt(zmq.CURVE_SERVERKEY, self._curve.server_key)
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, self._curve.public_key)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, self._curve.secret_key)
+        return sock.get_monitor_socket(HANDSHAKE_EVENTS)
+
+    def _check_handshake(self, monitor: zmq.Socket) -> None:
+        from zmq.utils.monitor import recv_monitor_message
+
+        while monitor.poll(0):
+            event = recv_monitor_message(monitor)
+            self.handshake_error = _handshake_problem(event["event"], event["value"], self._endpoint)
 
     def _store(self, frames: list) -> None:
         t = now_ns()
@@ -293,6 +378,20 @@ class Subscriber:
                 self._queued_count -= 1
         self._pending[next(self._keys)] = item
         self._queued_count += 1
+
+
+def _handshake_problem(event: int, value: int, endpoint: str) -> str:
+    """What a CURVE client's handshake event means for the user ('' when it succeeded)."""
+    if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+        return ""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return (f"{endpoint} refused this client's key (ZAP status {value}): put the client's public key "
+                "(NAME.key) in the pipeline's bus.curve_clients folder and restart the pipeline")
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        return (f"{endpoint} does not speak CURVE (protocol error {value:#x}): is bus.curve_server_secret set on "
+                "the pipeline?")
+    return (f"{endpoint} dropped the CURVE handshake: is --server-key that pipeline's server.key (its "
+            "bus.curve_server_secret's public half)?")
 
 
 def _rate(arrivals: collections.deque, now: int) -> float:

@@ -1,4 +1,4 @@
-"""The ``moodwire`` command: run, listen, record, replay, doctor, models, export."""
+"""The ``moodwire`` command: run, listen, record, replay, doctor, models, export, view, keys."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, e.g. --set sources.fps=25 (repeatable)")
     run.add_argument("--duration", type=float, help="stop after S seconds and exit 0")
+    run.add_argument("--quiet", action="store_true", help="no live status line (fps, latency, faces, last words)")
     run.set_defaults(func=cmd_run)
 
     listen = sub.add_parser("listen", help="print messages under a topic prefix")
@@ -46,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--count", type=int, help="exit after N messages")
     listen.add_argument("--duration", type=float, help="exit after S seconds")
     _endpoint_arg(listen)
+    listen.add_argument("--server-key", metavar="FILE",
+                        help="the pipeline's CURVE public key (server.key from `moodwire keys`), to reach a "
+                             "public endpoint that has bus.curve_server_secret set; with --client-key")
+    listen.add_argument("--client-key", metavar="FILE",
+                        help="this client's CURVE keypair (NAME.key_secret from `moodwire keys`); with --server-key")
     listen.set_defaults(func=cmd_listen)
 
     rec = sub.add_parser("record", help="record topics to a file")
@@ -79,6 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("slot", help="slot name, e.g. face-expression, or 'all'")
     export.add_argument("--config", help="TOML config file (for [models] path overrides)")
     export.set_defaults(func=cmd_export)
+
+    view = sub.add_parser("view", help="draw the live stream over its video, in a window or to --out")
+    view.add_argument("--out", default="", help="write instead of a window: a .mp4/.avi video, a .png "
+                                               "snapshot (the latest), or a folder of numbered PNG snapshots")
+    view.add_argument("--frames", type=int, help="stop after N drawn frames")
+    view.add_argument("--duration", type=float, help="stop after S seconds")
+    view.add_argument("--every", type=int, default=1, help="PNG folder: keep every N-th frame")
+    _endpoint_arg(view)
+    view.set_defaults(func=cmd_view)
+
+    keys = sub.add_parser("keys", help="make CURVE keys so the public endpoint can leave loopback (docs/security.md)")
+    keys.add_argument("folder", help="where to write them (created, mode 0700); an existing server keypair "
+                                     "there is kept, so run it again with another --client to add a client")
+    keys.add_argument("--client", default="client", help="name of the client keypair to make (default %(default)s)")
+    keys.set_defaults(func=cmd_keys)
     return parser
 
 
@@ -91,6 +112,7 @@ def _endpoint_arg(parser: argparse.ArgumentParser, help_text: str = "the pipelin
 
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.doctor import endpoint_problem
+    from pipeline.keys import server_curve
     from pipeline.manager import Manager
     from pipeline.sources.resolve import resolve_sources, with_source_file
 
@@ -100,12 +122,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     config, notes = resolve_sources(config)
     for note in notes:
         print(note, file=sys.stderr)
+    server_curve(config.bus)  # before the port probe: an exposed endpoint without keys is the first thing to fix
     problem = endpoint_problem(config.bus.public)
     if problem:
         raise ConfigError(f"{problem}; set bus.public to a free endpoint, e.g. --set bus.public=tcp://127.0.0.1:5570")
     manager = Manager(config, notes)
     stop_on_signals(manager.stopping)
-    return manager.run(args.duration)
+    if args.quiet:
+        return manager.run(args.duration)
+    from pipeline.status_line import StatusLine
+
+    status = StatusLine(manager.endpoints.internal_sub).start()
+    try:
+        return manager.run(args.duration)
+    finally:
+        status.stop()
 
 
 # ------------------------------------------------------------------ listen
@@ -114,19 +145,37 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_listen(args: argparse.Namespace) -> int:
     from pipeline.bus import Subscriber
 
+    curve = listen_curve(args.server_key, args.client_key)
     stop = stop_on_signals()
     deadline = None if args.duration is None else now_ns() + int(args.duration * 1e9)
     printed = 0
-    with Subscriber(args.endpoint, [args.prefix], queue_everything=True) as sub:
+    told = ""
+    with Subscriber(args.endpoint, [args.prefix], queue_everything=True, curve=curve) as sub:
         while not stop.is_set() and (args.count is None or printed < args.count):
             if deadline is not None and now_ns() >= deadline:
                 break
+            if sub.handshake_error and sub.handshake_error != told:
+                told = sub.handshake_error
+                print(f"moodwire: warning: {told}", file=sys.stderr, flush=True)
             got = sub.recv_raw(timeout=0.1)
             if got is None:
                 continue
             print(format_message(got[1], got[2], args.json), flush=True)
             printed += 1
     return 0
+
+
+def listen_curve(server_key: str | None, client_key: str | None) -> Any:
+    """The CURVE client keys from ``--server-key``/``--client-key`` (both or neither), checked; or None."""
+    from pipeline.keys import CurveClient
+
+    if server_key is None and client_key is None:
+        return None
+    if server_key is None or client_key is None:
+        given, needed = ("--server-key", "--client-key") if server_key else ("--client-key", "--server-key")
+        raise ConfigError(f"{given} needs {needed} too: a CURVE client needs the server's public key "
+                          "(server.key) and its own keypair (NAME.key_secret), both from `moodwire keys`")
+    return CurveClient.from_files(server_key, client_key)
 
 
 def format_message(frames: list, t_receive: int, as_json: bool) -> str:
@@ -245,6 +294,33 @@ def cmd_export(args: argparse.Namespace) -> int:
         model = resolve(name, slot_override(config, get_slot(name)))
         result = export_slot(model, progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(f"{name}: {result.summary()}")
+    return 0
+
+
+# ------------------------------------------------------------------ keys
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from pipeline.keys import make_keys
+
+    print(make_keys(args.folder, args.client).instructions())
+    return 0
+
+
+# ------------------------------------------------------------------ view
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from pipeline.viewer.run import ViewerError, ViewOptions, run_viewer
+
+    options = ViewOptions(args.endpoint, args.out, args.frames, args.duration, args.every)
+    try:
+        drawn = run_viewer(options, stop_on_signals())
+    except ViewerError as exc:
+        print(f"moodwire: error: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        print(f"drew {drawn} frames to {args.out}", file=sys.stderr)
     return 0
 
 

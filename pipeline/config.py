@@ -48,6 +48,13 @@ def engine_choice(model: str) -> Any:
 class BusConfig:
     public: str = text("tcp://127.0.0.1:5560", "the public endpoint any client subscribes to")
     hwm: int = number(100, 2, 100000, "high-water mark (messages) per socket")
+    curve_server_secret: str = text("", "the server's CURVE secret key file (`moodwire keys DIR` writes "
+                                        "DIR/server.key_secret, mode 0600); set: the public endpoint encrypts and "
+                                        "admits only the clients of curve_clients. Required to bind bus.public "
+                                        "to anything but loopback (docs/security.md)")
+    curve_clients: str = text("", "folder of the public keys (*.key) of the clients allowed on the public "
+                                  "endpoint (`moodwire keys` writes DIR/clients); goes with curve_server_secret; "
+                                  "read when the pipeline starts")
 
 
 @dataclass

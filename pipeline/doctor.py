@@ -129,10 +129,14 @@ def endpoint_problem(endpoint: str) -> str | None:
     url = urlparse(endpoint)
     if url.scheme != "tcp" or url.port is None:
         return None
-    with socket.socket() as sock:
+    host = url.hostname or "127.0.0.1"
+    host = "0.0.0.0" if host == "*" else host  # ZeroMQ's "every interface"
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((url.hostname or "127.0.0.1", url.port))
+            sock.bind((host, url.port))
+        except socket.gaierror:
+            return None  # an interface name (tcp://eth0:5560): ZeroMQ resolves it, and says so if it cannot
         except OSError as exc:
             return f"{endpoint} is in use ({exc.strerror}): is another moodwire running?"
     return None

@@ -26,6 +26,7 @@ from typing import IO
 from pipeline.bus import BusEndpoints, Publisher, Subscriber
 from pipeline.clock import now_ns
 from pipeline.config import Config, ManagerConfig
+from pipeline.keys import server_curve
 from pipeline.messages import NodeHealth, NodeStats, SystemHealth
 from pipeline.node_main import RUN_FILE
 from pipeline.paths import new_run_dir
@@ -63,6 +64,7 @@ class NodeProcess:
 
 class Manager:
     def __init__(self, config: Config, notes: list[str] | None = None, log: IO[str] | None = None) -> None:
+        server_curve(config.bus)  # a public endpoint off loopback without CURVE keys: refused before anything starts
         self.config = config
         self.notes = list(notes or [])
         self.log = log or sys.stderr

@@ -8,6 +8,7 @@ The simulation: 30 fps video, ``video.frame`` reaching fusion 1 ms after capture
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -478,6 +479,8 @@ def test_pipeline_on_the_sample_clip_gives_frames_at_frame_rate_and_one_utteranc
     gaps = np.diff([u.t_start for u in utterances]) / 1e9
     assert all(3.0 < g < 5.0 for g in gaps)  # the clip's sentences start every 4 s: one utterance each
     assert any(u.text and "text" not in u.missing for u in utterances)
+    status = re.findall(r"moodwire: +([\d.]+) fps \| latency \d+ ms \| faces 1 .*\| last: ", pipeline.output())
+    assert status and 25 <= float(status[-1]) <= 35  # the live status line (every 10 s into a log)
 
 
 @pytest.mark.slow
