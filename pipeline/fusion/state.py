@@ -207,11 +207,7 @@ class SpeechState:
             utt.end(msg.t_end, now)
 
     def on_voice(self, msg: VoiceAffect, now: int) -> None:
-        est = voice_estimate(msg)
-        if isinstance(est, Estimate) and (self.voice is None or est.t_capture >= self.voice.t_capture):
-            self.voice = est
-        elif isinstance(est, str):
-            self.failed["voice"] = (msg.t_end, est)
+        self.voice = self._newer(self.voice, voice_estimate(msg), "voice", msg.t_end)
         utt = self._get(msg.utterance_id, msg.t_start, now)
         if utt is not None:
             utt.voice = msg
@@ -219,13 +215,18 @@ class SpeechState:
 
     def on_text(self, msg: TextAffect, now: int) -> None:
         est = text_estimate(msg)
-        if isinstance(est, Estimate) and (self.text is None or est.t_capture >= self.text.t_capture):
-            self.text = est
-        elif isinstance(est, str) and msg.final:
-            self.failed["text"] = (msg.t_end, est)
+        if msg.final or isinstance(est, Estimate):  # only a final transcript's failure counts
+            self.text = self._newer(self.text, est, "text", msg.t_end)
         utt = self._get(msg.utterance_id, msg.t_start, now) if msg.final else None
         if utt is not None:
             utt.text = msg
+
+    def _newer(self, current: Estimate | None, est: Estimate | str, modality: str, t_end: int) -> Estimate | None:
+        """The newer of ``current`` and ``est``; an unusable ``est`` (why, as text) is kept as the failure."""
+        if isinstance(est, str):
+            self.failed[modality] = (t_end, est)
+            return current
+        return est if current is None or est.t_capture >= current.t_capture else current
 
     def in_progress(self) -> bool:
         return any(u.ended_at is None for u in self.open.values())
