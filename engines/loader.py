@@ -49,8 +49,10 @@ def exported(name: str, override: str = "", progress: Progress = print) -> Path:
         if model.exported:
             progress(f"{onnx_path} does not match its recorded checksum: exporting it again")
         from exporters.slots import export_slot
+        from pipeline.progress import Progress
 
-        export_slot(model, progress)
+        with Progress(progress).step(f"export {name}") as step:  # a node's log shows it is alive meanwhile
+            export_slot(model, step)
     return onnx_path
 
 

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from engines.engine import EngineError, Stopwatch
+from pipeline.progress import Progress
 
 AxisRange = tuple[int, int, int]
 DEFAULT_AXIS_RANGE: AxisRange = (1, 4, 16)  # min, opt, max for a dynamic axis the profile does not name
@@ -47,12 +48,6 @@ class TensorRTEngine:
         self.engine_path = path
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))  # must outlive the engine
         self._engine = None
-        said: list[str] = []
-
-        def tell(line: str) -> None:
-            said.append(line)
-            progress(line)
-
         try:
             if self.from_cache:
                 self._engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
@@ -61,8 +56,10 @@ class TensorRTEngine:
                     path.unlink(missing_ok=True)
                     self.from_cache = False
             if self._engine is None:
-                if build_fp16_engine(self.onnx_path, Path(cache_dir), tell, self.profile, gpu) is None:
-                    raise EngineError(said[-1] if said else "TensorRT engine build skipped")
+                with Progress(progress).step("TensorRT engine") as step:  # a build takes minutes
+                    built = build_fp16_engine(self.onnx_path, Path(cache_dir), step, self.profile, gpu)
+                if built is None:
+                    raise EngineError(step.last_line or "TensorRT engine build skipped")
                 self._engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
         except RuntimeError as exc:
             if isinstance(exc, EngineError):

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 from engines import accelerators
+from engines.tensorrt_progress import tensorrt_progress_monitor
 
 MIN_BATCH, OPT_BATCH, MAX_BATCH = 1, 1, 8  # opt 1: one face per frame is the usual case
 WORKSPACE_BYTES = 1 << 30
@@ -68,7 +69,7 @@ def build_fp16_engine(onnx_path: Path, cache_root: Path, progress: Callable[[str
         progress(f"reusing cached TensorRT engine {path}")
         return path
     progress(f"building fp16 TensorRT {trt.__version__} engine for {gpu_name} from {Path(onnx_path).name}…")
-    _write_atomic(path, _build(trt, Path(onnx_path), profile))
+    _write_atomic(path, _build(trt, Path(onnx_path), profile, progress))
     progress(f"wrote {path}")
     return path
 
@@ -80,7 +81,8 @@ def _import_tensorrt() -> ModuleType | None:
         return None
 
 
-def _build(trt: ModuleType, onnx_path: Path, profile: Mapping[str, AxisRange] | None = None) -> bytes:
+def _build(trt: ModuleType, onnx_path: Path, profile: Mapping[str, AxisRange] | None = None,
+           progress: Callable[[str], None] = lambda line: None) -> bytes:
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(_network_flags(trt))
@@ -95,6 +97,9 @@ def _build(trt: ModuleType, onnx_path: Path, profile: Mapping[str, AxisRange] | 
         config.add_optimization_profile(_batch_profile(builder, network))
     else:
         config.add_optimization_profile(_named_profile(builder, network, onnx_path, profile))
+    monitor = tensorrt_progress_monitor(trt, progress)
+    if monitor is not None:
+        config.progress_monitor = monitor  # fraction and phase on the export's progress line
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path} (see its log above)")

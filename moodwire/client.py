@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from pipeline.keys import CurveClient
 from pipeline.messages import Message
 
 from moodwire.endpoint import DEFAULT_ENDPOINT
@@ -22,14 +23,15 @@ class Client:
         client.run()          # blocks until stop() (from a callback or another thread) or Ctrl-C
 
     ``start()`` runs the same loop in a background thread. A callback's exception stops the
-    client: ``run()`` raises it; after ``start()``, ``stop()`` raises it. Extra keyword arguments
-    go to ``pipeline.bus.Subscriber``.
+    client: ``run()`` raises it; after ``start()``, ``stop()`` raises it. ``curve``: keys for a
+    CURVE-secured endpoint (``moodwire.curve_keys``). Extra keyword arguments go to
+    ``pipeline.bus.Subscriber``.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, queue_everything: bool = False,
-                 **subscriber_kwargs: Any) -> None:
+                 curve: CurveClient | None = None, **subscriber_kwargs: Any) -> None:
         self.endpoint = endpoint
-        self._stream_kwargs = dict(subscriber_kwargs, queue_everything=queue_everything)
+        self._stream_kwargs = dict(subscriber_kwargs, queue_everything=queue_everything, curve=curve)
         self._handlers: list[tuple[str, Callback]] = []
         self._stop = threading.Event()
         self._running = threading.Lock()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.bus import Subscriber
+from pipeline.keys import CurveClient
 from pipeline.messages import AffectFrame, PersonAffect
 
 from moodwire.affect import top_label
@@ -56,16 +57,16 @@ class Latest:
     """Keeps the newest ``affect.frame``; ``person()`` reads it. Thread-safe.
 
     A background thread (the subscriber's) receives continuously and keeps only the newest frame,
-    so reading is instant and never sees an old backlog. Extra keyword arguments go to
-    ``pipeline.bus.Subscriber``.
+    so reading is instant and never sees an old backlog. ``curve``: keys for a CURVE-secured
+    endpoint (``moodwire.curve_keys``). Extra keyword arguments go to ``pipeline.bus.Subscriber``.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, max_age_s: float = 0.5,
-                 **subscriber_kwargs: Any) -> None:
+                 curve: CurveClient | None = None, **subscriber_kwargs: Any) -> None:
         if max_age_s <= 0:
             raise ValueError(f"max_age_s must be positive, got {max_age_s}")
         self.max_age_s = max_age_s
-        self._sub = Subscriber(endpoint, ["affect.frame"], **subscriber_kwargs)
+        self._sub = Subscriber(endpoint, ["affect.frame"], curve=curve, **subscriber_kwargs)
         self._lock = threading.Lock()
         self._frame: AffectFrame | None = None
 

@@ -6,6 +6,7 @@ import time
 from typing import Any, Iterable, Iterator
 
 from pipeline.bus import Received, Subscriber
+from pipeline.keys import CurveClient
 from pipeline.messages import Message
 
 from moodwire.endpoint import DEFAULT_ENDPOINT
@@ -18,17 +19,19 @@ class Stream:
 
     Latest-only topics (``affect.frame``) give the newest unread message when the reader falls
     behind; queued topics (``affect.utterance``) give every message in order. With
-    ``queue_everything=True`` every message of every topic is queued (for logging).
+    ``queue_everything=True`` every message of every topic is queued (for logging). ``curve``: the
+    keys for a CURVE-secured endpoint (``moodwire.curve_keys("server.key", "client.key_secret")``).
     Extra keyword arguments go to ``pipeline.bus.Subscriber``.
     """
 
     def __init__(self, prefixes: str | Iterable[str] = "affect.", endpoint: str = DEFAULT_ENDPOINT, *,
-                 queue_everything: bool = False, **subscriber_kwargs: Any) -> None:
+                 queue_everything: bool = False, curve: CurveClient | None = None,
+                 **subscriber_kwargs: Any) -> None:
         self.prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes)
         if not self.prefixes:
             raise ValueError("subscribe to at least one topic prefix ('' means every topic)")
         self.endpoint = endpoint
-        self.subscriber = Subscriber(endpoint, self.prefixes, queue_everything=queue_everything,
+        self.subscriber = Subscriber(endpoint, self.prefixes, queue_everything=queue_everything, curve=curve,
                                      **subscriber_kwargs)
         self._closed = False
 
@@ -72,7 +75,7 @@ class Stream:
 
 
 def subscribe(prefix: str | Iterable[str] = "affect.", endpoint: str = DEFAULT_ENDPOINT, *,
-              queue_everything: bool = False, **subscriber_kwargs: Any) -> Stream:
+              queue_everything: bool = False, curve: CurveClient | None = None, **subscriber_kwargs: Any) -> Stream:
     """Open a ``Stream`` of typed messages under ``prefix`` (a string or several).
 
         with moodwire.subscribe("affect.utterance") as stream:
@@ -80,6 +83,8 @@ def subscribe(prefix: str | Iterable[str] = "affect.", endpoint: str = DEFAULT_E
                 print(msg.text, msg.valence)
 
     Messages published before the subscription reaches the publisher (a few ms after this
-    returns) are not delivered: ZeroMQ PUB/SUB (docs/schema.md, section 1).
+    returns) are not delivered: ZeroMQ PUB/SUB (docs/schema.md, section 1). A CURVE-secured
+    endpoint needs ``curve=moodwire.curve_keys("server.key", "client.key_secret")``; without the
+    right keys nothing arrives, and ``stream.subscriber.handshake_error`` says why.
     """
-    return Stream(prefix, endpoint, queue_everything=queue_everything, **subscriber_kwargs)
+    return Stream(prefix, endpoint, queue_everything=queue_everything, curve=curve, **subscriber_kwargs)

@@ -259,8 +259,9 @@ class Subscriber:
             try:
                 _, msg = decode(frames)
             except WireError as exc:
-                self.malformed += 1
-                self.last_error = str(exc)
+                with self._cond:
+                    self.malformed += 1
+                    self.last_error = str(exc)
                 continue
             return Received(topic, msg, t_receive)
 
@@ -353,6 +354,8 @@ class Subscriber:
             topic = "<undecodable>"
         spec = TOPICS.get(topic)
         latest = spec is not None and spec.policy is Policy.LATEST and not self._queue_everything
+        if latest and not self._well_formed(frames):
+            return  # a malformed message must not displace the newest good one (a flood of junk would starve us)
         with self._cond:
             st = self._states[topic]
             st.received += 1
@@ -368,6 +371,17 @@ class Subscriber:
             else:
                 self._enqueue(topic, st, (topic, frames, t))
             self._cond.notify()
+
+    def _well_formed(self, frames: list) -> bool:
+        """Decode once here (``recv`` decodes again: cheap beside the frame rate); count what fails."""
+        try:
+            decode(frames)
+        except WireError as exc:
+            with self._cond:
+                self.malformed += 1
+                self.last_error = str(exc)
+            return False
+        return True
 
     def _enqueue(self, topic: str, st: _TopicState, item: tuple[str, list, int]) -> None:
         if self._queued_count >= self._queue_limit:

@@ -1,4 +1,4 @@
-"""The ``moodwire`` command: run, listen, record, replay, doctor, models, export, view, keys."""
+"""The ``moodwire`` command: run, listen, record, replay, doctor, models, export, view, keys, dashboard."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from engines.engine import EngineError
 from engines.registry import ModelError
+from moodwire.keys import HandshakeWarnings, add_key_options, curve_from_args
 from pipeline.clock import now_ns
 from pipeline.config import ConfigError, load_config
 from pipeline.signals import stop_on_signals
@@ -47,11 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--count", type=int, help="exit after N messages")
     listen.add_argument("--duration", type=float, help="exit after S seconds")
     _endpoint_arg(listen)
-    listen.add_argument("--server-key", metavar="FILE",
-                        help="the pipeline's CURVE public key (server.key from `moodwire keys`), to reach a "
-                             "public endpoint that has bus.curve_server_secret set; with --client-key")
-    listen.add_argument("--client-key", metavar="FILE",
-                        help="this client's CURVE keypair (NAME.key_secret from `moodwire keys`); with --server-key")
+    add_key_options(listen)
     listen.set_defaults(func=cmd_listen)
 
     rec = sub.add_parser("record", help="record topics to a file")
@@ -60,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--duration", type=float)
     rec.add_argument("--count", type=int)
     _endpoint_arg(rec)
+    add_key_options(rec)
     rec.set_defaults(func=cmd_record)
 
     rep = sub.add_parser("replay", help="publish a recording with its original timing")
@@ -93,7 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--duration", type=float, help="stop after S seconds")
     view.add_argument("--every", type=int, default=1, help="PNG folder: keep every N-th frame")
     _endpoint_arg(view)
+    add_key_options(view)
     view.set_defaults(func=cmd_view)
+
+    _dashboard_parser(sub)
 
     keys = sub.add_parser("keys", help="make CURVE keys so the public endpoint can leave loopback (docs/security.md)")
     keys.add_argument("folder", help="where to write them (created, mode 0700); an existing server keypair "
@@ -145,37 +146,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_listen(args: argparse.Namespace) -> int:
     from pipeline.bus import Subscriber
 
-    curve = listen_curve(args.server_key, args.client_key)
+    curve = curve_from_args(args)
     stop = stop_on_signals()
     deadline = None if args.duration is None else now_ns() + int(args.duration * 1e9)
     printed = 0
-    told = ""
+    warnings = HandshakeWarnings()
     with Subscriber(args.endpoint, [args.prefix], queue_everything=True, curve=curve) as sub:
         while not stop.is_set() and (args.count is None or printed < args.count):
             if deadline is not None and now_ns() >= deadline:
                 break
-            if sub.handshake_error and sub.handshake_error != told:
-                told = sub.handshake_error
-                print(f"moodwire: warning: {told}", file=sys.stderr, flush=True)
+            warnings.check(sub)
             got = sub.recv_raw(timeout=0.1)
             if got is None:
                 continue
             print(format_message(got[1], got[2], args.json), flush=True)
             printed += 1
     return 0
-
-
-def listen_curve(server_key: str | None, client_key: str | None) -> Any:
-    """The CURVE client keys from ``--server-key``/``--client-key`` (both or neither), checked; or None."""
-    from pipeline.keys import CurveClient
-
-    if server_key is None and client_key is None:
-        return None
-    if server_key is None or client_key is None:
-        given, needed = ("--server-key", "--client-key") if server_key else ("--client-key", "--server-key")
-        raise ConfigError(f"{given} needs {needed} too: a CURVE client needs the server's public key "
-                          "(server.key) and its own keypair (NAME.key_secret), both from `moodwire keys`")
-    return CurveClient.from_files(server_key, client_key)
 
 
 def format_message(frames: list, t_receive: int, as_json: bool) -> str:
@@ -230,7 +216,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from pipeline.recording import record
 
     stop = stop_on_signals()
-    n = record(args.endpoint, args.file, args.topics, stop, args.duration, args.count)
+    n = record(args.endpoint, args.file, args.topics, stop, args.duration, args.count, curve_from_args(args))
     print(f"moodwire: recorded {n} messages to {args.file}", file=sys.stderr)
     return 0
 
@@ -288,11 +274,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from exporters.slots import EXPORTERS, export_slot
     from pipeline.model_report import slot_override
 
+    from pipeline.progress import Progress
+
     config = load_config(args.config)
     names = list(EXPORTERS) if args.slot == "all" else [args.slot]
+    progress = Progress(sys.stderr)  # a terminal gets one live line per slot; a log, a line every few seconds
     for name in names:
         model = resolve(name, slot_override(config, get_slot(name)))
-        result = export_slot(model, progress=lambda line: print(line, file=sys.stderr, flush=True))
+        with progress.step(f"export {name}") as step:
+            result = export_slot(model, progress=step)
         print(f"{name}: {result.summary()}")
     return 0
 
@@ -313,7 +303,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_view(args: argparse.Namespace) -> int:
     from pipeline.viewer.run import ViewerError, ViewOptions, run_viewer
 
-    options = ViewOptions(args.endpoint, args.out, args.frames, args.duration, args.every)
+    options = ViewOptions(args.endpoint, args.out, args.frames, args.duration, args.every,
+                          curve=curve_from_args(args))
     try:
         drawn = run_viewer(options, stop_on_signals())
     except ViewerError as exc:
@@ -322,6 +313,33 @@ def cmd_view(args: argparse.Namespace) -> int:
     if args.out:
         print(f"drew {drawn} frames to {args.out}", file=sys.stderr)
     return 0
+
+
+# ------------------------------------------------------------------ dashboard
+
+
+def _dashboard_parser(sub: argparse._SubParsersAction) -> None:
+    from pipeline.dashboard.run import DEFAULT_HOST, DEFAULT_PORT
+
+    dash = sub.add_parser("dashboard", help="serve a live web page of the stream (127.0.0.1 by default)")
+    dash.add_argument("--host", default=DEFAULT_HOST, help="address to serve on (default %(default)s: this "
+                                                           "machine only; others need --allow-remote)")
+    dash.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s; 0: any free one)")
+    dash.add_argument("--allow-remote", action="store_true",
+                      help="serve on a non-loopback --host, with a random access token in the printed URL "
+                           "(plain HTTP: prefer an SSH tunnel; docs/dashboard.md)")
+    dash.add_argument("--duration", type=float, help="stop after S seconds")
+    _endpoint_arg(dash)
+    add_key_options(dash)
+    dash.set_defaults(func=cmd_dashboard)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from pipeline.dashboard.run import DashboardOptions, run_dashboard
+
+    options = DashboardOptions(args.endpoint, args.host, args.port, args.allow_remote, curve_from_args(args),
+                               args.duration)
+    return run_dashboard(options, stop_on_signals())
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -222,7 +223,11 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         section, _, name = key.partition(".")
         if not name:
             raise ConfigError(f"--set {item!r}: use section.key=value, e.g. sources.fps=25")
-        data.setdefault(section, {})[name] = value
+        table = data.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"--set {item!r}: {section} must be a table, but the config file sets it to "
+                              f"{table!r}")
+        table[name] = value
     return from_dict(data)
 
 
@@ -232,14 +237,19 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist; pass an existing --config or none") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:  # a directory, no permission
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror}); pass a readable TOML file "
+                          f"to --config") from None
 
 
 def parse_override(item: str) -> tuple[str, Any]:
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {item!r}: expected key=value, e.g. sources.fps=25")
+    if "\n" in raw or "\r" in raw:
+        raise ConfigError(f"--set {item!r}: a value is one line; put longer settings in a --config file")
     try:
         value = tomllib.loads(f"x = {raw}")["x"]
     except tomllib.TOMLDecodeError:
@@ -279,6 +289,8 @@ def _check_value(key: str, hint: type, value: Any, meta: typing.Mapping[str, Any
         value = str(value)
     if not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
         raise ConfigError(f"{key} must be {hint.__name__}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key} = {value!r} is not a finite number; allowed: {meta.get('min')} to {meta.get('max')}")
     choices = meta.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{key} = {value!r} is not allowed; allowed values: {', '.join(choices)}")

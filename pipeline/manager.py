@@ -34,6 +34,9 @@ from pipeline.process_table import NodeSpec, enabled_nodes
 
 START_DELAY_NS = 300_000_000  # t0 lies a little ahead so every source starts on the same timeline
 POLL_S = 0.05
+# A node reports ``system.node`` about once a second whenever its loop turns; a live process silent for this
+# long is stuck (stopped, deadlocked, or a step blocking). Four periods, so a slow decode is not flagged.
+STALLED_AFTER_S = 4.0
 
 
 def next_backoff(previous_s: float, uptime_s: float, cfg: ManagerConfig) -> float:
@@ -55,6 +58,7 @@ class NodeProcess:
     restart_at: float = 0.0
     backoff_s: float = 0.0
     last_error: str = ""
+    reported_at: float = 0.0  # monotonic time of the current process's latest system.node; 0: none yet
     stderr_tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20))
 
     @property
@@ -154,7 +158,7 @@ class Manager:
             stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
             start_new_session=True,
         )
-        proc.state, proc.started_at = "running", time.monotonic()
+        proc.state, proc.started_at, proc.reported_at = "running", time.monotonic(), 0.0
         threading.Thread(target=self._pump_stderr, args=(proc, proc.popen.stderr), daemon=True).start()
 
     def _pump_stderr(self, proc: NodeProcess, stream: IO[str]) -> None:
@@ -191,21 +195,30 @@ class Manager:
         while self._sub and (got := self._sub.recv(timeout=0)) is not None:
             if isinstance(got.msg, NodeStats):
                 self._stats[got.msg.name] = got.msg
+                proc = self.nodes.get(got.msg.name)
+                if proc is not None and proc.popen is not None and proc.popen.pid == got.msg.pid:
+                    proc.reported_at = time.monotonic()
 
     def health(self) -> SystemHealth:
         now = time.monotonic()
-        nodes = []
-        for name, proc in self.nodes.items():
-            stats = self._stats.get(name)
-            fresh = stats is not None and stats.pid == (proc.popen.pid if proc.popen else -1)
-            nodes.append(NodeHealth(
-                name=name, alive=proc.alive, pid=proc.popen.pid if proc.popen else 0,
-                restarts=proc.restarts, uptime_s=now - proc.started_at if proc.alive else 0.0,
-                rate_hz=sum(stats.rates_hz.values()) if fresh else 0.0,
-                outputs=list(proc.spec.outputs), state=proc.state,
-                last_error=proc.last_error or (stats.last_error if fresh else ""),
-            ))
+        nodes = [self._node_health(name, proc, now) for name, proc in self.nodes.items()]
         return SystemHealth(nodes=nodes, notes=self.notes, t_capture=now_ns())
+
+    def _node_health(self, name: str, proc: NodeProcess, now: float) -> NodeHealth:
+        """One node's entry: a live process silent for STALLED_AFTER_S is 'stalled' with rate 0; the
+        error is the cause of its last exit, then what its current process reported itself."""
+        stats = self._stats.get(name)
+        fresh = stats is not None and stats.pid == (proc.popen.pid if proc.popen else -1)
+        silent_s = now - proc.reported_at if proc.reported_at and proc.alive else 0.0
+        stalled = silent_s > STALLED_AFTER_S
+        error = "; then: ".join(filter(None, [proc.last_error, stats.last_error if fresh else ""]))
+        return NodeHealth(
+            name=name, alive=proc.alive, pid=proc.popen.pid if proc.popen else 0,
+            restarts=proc.restarts, uptime_s=now - proc.started_at if proc.alive else 0.0,
+            rate_hz=sum(stats.rates_hz.values()) if fresh and not stalled else 0.0,
+            outputs=list(proc.spec.outputs), state="stalled" if stalled else proc.state,
+            last_error=f"stalled: no system.node report for {silent_s:.1f} s" if stalled else error,
+        )
 
     def publish_health(self) -> None:
         if self._pub:

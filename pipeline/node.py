@@ -18,7 +18,8 @@ from typing import Iterable, Iterator, Protocol
 from pipeline.bus import BusEndpoints, Publisher, Subscriber
 from pipeline.clock import now_ns
 from pipeline.config import Config
-from pipeline.messages import Message, NodeStats
+from pipeline.messages import Message, NodeStats, problem
+from pipeline.topics import get_topic
 
 Outputs = Iterable[tuple[str, Message]]
 REPORT_PERIOD_NS = 1_000_000_000
@@ -43,6 +44,26 @@ class NodeContext:
 class BadInput(ValueError):
     """A well-formed message a step cannot use (wrong sample rate, missing audio...). ``run_step``
     reports it (stderr, ``system.node`` last_error and malformed count) and goes on with the next."""
+
+
+def accept(inputs: tuple[str, ...], topic: str, msg: Message) -> None:
+    """BadInput unless ``msg`` is what ``topic`` carries, the node takes ``topic``, and the message passes its
+    type's checks (pipeline/messages.py ``problem``): finite numbers, array shapes, capture times."""
+    if topic not in inputs:
+        raise BadInput(f"{topic} is not an input of this node (it takes {', '.join(inputs)}); skipped")
+    expected = get_topic(topic).msg_type
+    if type(msg) is not expected:
+        raise BadInput(f"{topic} carries {expected.__name__}, got {type(msg).__name__}; skipped")
+    found = problem(msg, now_ns())
+    if found:
+        raise BadInput(f"{found}; skipped: the publisher ({msg.source or 'unknown'}) must send {topic} as "
+                       f"docs/schema.md describes")
+
+
+def handle(step: "Step", topic: str, msg: Message) -> list[tuple[str, Message]]:
+    """What ``step`` makes of one received message, checked first (BadInput leaves the step untouched)."""
+    accept(step.inputs, topic, msg)
+    return list(step.process(topic, msg))
 
 
 class Step(Protocol):
@@ -112,7 +133,7 @@ def run_step(ctx: NodeContext, step: Step, poll_s: float = 0.1) -> None:
         while not ctx.stop.is_set():
             got = io.sub.recv(timeout=poll_s) if io.sub else None
             try:
-                outputs = step.process(got.topic, got.msg) if got else step.idle(now_ns())
+                outputs = handle(step, got.topic, got.msg) if got else step.idle(now_ns())
                 for topic, msg in outputs:
                     io.publish(topic, msg)
             except BadInput as exc:

@@ -16,6 +16,7 @@ from typing import BinaryIO, Iterable, Iterator
 import msgpack
 
 from pipeline.bus import Publisher, Subscriber
+from pipeline.keys import CurveClient
 from pipeline.clock import now_ns
 from pipeline.sources.pacing import wait_until
 from pipeline.wire import MAX_BUFFER_BYTES, WireError, decode, split_frames
@@ -72,11 +73,14 @@ def read_records(path: str | Path) -> Iterator[Record]:
 
 
 def record(endpoint: str, path: str | Path, prefixes: list[str], stop: threading.Event,
-           duration_s: float | None = None, count: int | None = None) -> int:
-    """Write every message under ``prefixes`` (none dropped, frames included) until stopped."""
+           duration_s: float | None = None, count: int | None = None, curve: CurveClient | None = None) -> int:
+    """Write every message under ``prefixes`` (none dropped, frames included) until stopped.
+
+    ``curve``: the client keys of a CURVE-secured public endpoint (docs/security.md).
+    """
     writer = RecordWriter(path)
     deadline = None if duration_s is None else time.monotonic() + duration_s
-    with Subscriber(endpoint, prefixes or [""], queue_everything=True) as sub:
+    with Subscriber(endpoint, prefixes or [""], queue_everything=True, curve=curve) as sub:
         try:
             while not stop.is_set() and (count is None or writer.count < count):
                 if deadline is not None and time.monotonic() >= deadline:

@@ -52,7 +52,7 @@ class StatusCounts:
         else:
             parts.append("no affect.frame")
         if self.health is not None:
-            up = sum(n.alive for n in self.health.nodes)
+            up = sum(n.alive and n.state != "stalled" for n in self.health.nodes)
             parts.append(f"nodes {up}/{len(self.health.nodes)} up")
         if self.utterance is not None:
             parts.append(f"last: {utterance_summary(self.utterance)}")

@@ -200,7 +200,7 @@ def _array(ref: Any, buffers: list[memoryview], path: str) -> np.ndarray:
     index, dtype, shape = ref.get(BUF_KEY), ref.get("dtype"), ref.get("shape")
     if type(index) is not int or not 0 <= index < len(buffers):
         raise WireError(f"{path}: buffer index {index!r} is out of range (message has {len(buffers)} buffers)")
-    if dtype not in ALLOWED_DTYPES:
+    if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:
         raise WireError(f"{path}: dtype {dtype!r} is not allowed; allowed: {sorted(ALLOWED_DTYPES)}")
     if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
         raise WireError(f"{path}: shape {shape!r} must be a list of non-negative ints")

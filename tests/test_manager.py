@@ -116,3 +116,24 @@ def test_malformed_input_does_not_crash_a_node_and_shows_in_health(start_pipelin
     assert affect.alive and affect.restarts == 0 and affect.pid == node(before, "fusion").pid
     with Subscriber(pipeline.endpoint, ["affect."]) as sub:
         assert sub.recv(5.0) is not None  # still publishing
+
+
+def test_a_stopped_node_is_reported_stalled_not_restarted_and_recovers(start_pipeline):
+    """SIGSTOP: the process is alive but silent. Health must say so (state 'stalled', rate 0) instead of
+    repeating its last rate, must not restart it, and must say 'running' again after SIGCONT."""
+    from pipeline.manager import STALLED_AFTER_S
+
+    pipeline = start_pipeline(*SYNTHETIC)
+    before, _ = wait_for(pipeline, lambda h: all(n.alive for n in h.nodes) and node(h, "fusion").rate_hz > 0, 30)
+    victim = node(before, "fusion")
+    os.kill(victim.pid, signal.SIGSTOP)
+    try:
+        health, _ = wait_for(pipeline, lambda h: node(h, "fusion").state == "stalled", STALLED_AFTER_S + 5)
+    finally:
+        os.kill(victim.pid, signal.SIGCONT)
+    stalled = node(health, "fusion")
+    assert stalled.alive and stalled.pid == victim.pid and stalled.rate_hz == 0
+    assert "no system.node report" in stalled.last_error
+    health, _ = wait_for(pipeline, lambda h: node(h, "fusion").state == "running" and node(h, "fusion").rate_hz > 0, 10)
+    resumed = node(health, "fusion")
+    assert resumed.pid == victim.pid and resumed.restarts == 0 and resumed.last_error == ""

@@ -21,11 +21,13 @@ import pytest
 import zmq
 import zmq.auth
 
+import moodwire
 from pipeline.bus import BusEndpoints, Publisher, Subscriber, run_proxy
 from pipeline.cli import main
 from pipeline.config import BusConfig, ConfigError
 from pipeline.keys import CurveClient, CurveServer, make_keys, server_curve
-from pipeline.messages import AudioChunk, NodeStats
+from pipeline.messages import AudioChunk, NodeStats, VideoFrame
+from pipeline.recording import read_records
 from pipeline.wire import MAX_BUFFER_BYTES, encode
 from tests.conftest import MOODWIRE, free_port
 
@@ -197,6 +199,74 @@ def test_curve_keys_on_a_running_pipeline_serve_listen_with_keys_only(start_pipe
     assert with_keys.returncode == 0 and without.returncode == 0, err + without.stderr
     assert json.loads(out)["topic"] == "system.health", f"{err}\n{pipeline.output()}"
     assert without.stdout == ""  # health goes out every second; the client without keys saw none of it
+
+
+class FramePublisher:
+    """Publishes small ``video.frame`` messages from a thread (a Publisher lives in its own thread)
+    until stopped, so a viewer in the test's main thread has frames to draw."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint, self.stop = endpoint, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        pub = Publisher(self.endpoint, "test")
+        index = 0
+        while not self.stop.wait(1 / 30):
+            pub.send("video.frame", VideoFrame(frame_index=index, width=64, height=48, fps_nominal=30.0,
+                                               image=np.full((48, 64, 3), 90, np.uint8)))
+            index += 1
+        pub.close()
+
+    def __enter__(self) -> "FramePublisher":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+def test_client_library_gets_messages_with_the_keys_and_nothing_without(curve_bus, keys):
+    curve = moodwire.curve_keys(keys.server_public, keys.client_secret)
+    pub = Publisher(curve_bus.internal_pub, "test")
+    got: list[int] = []
+    client = moodwire.Client(curve_bus.public, curve=curve).on("audio.", lambda m: got.append(m.chunk_index))
+    try:
+        with moodwire.subscribe(["audio.", "system."], curve_bus.public, curve=curve) as keyed, \
+                moodwire.subscribe(["audio.", "system."], curve_bus.public) as plain, client.start():
+            settle(pub, keyed.subscriber)
+            assert wait_for(lambda: pub.send("audio.chunk", chunk(-1)) or got, 10.0), "the keyed Client got nothing"
+            while keyed.get(0.2) is not None:  # the Client's warm-up chunks
+                pass
+            for i in range(10):
+                pub.send("audio.chunk", chunk(i))
+            assert [keyed.get(2.0).chunk_index for _ in range(10)] == list(range(10))
+            assert wait_for(lambda: got[-10:] == list(range(10)))
+            assert plain.get(0.5) is None  # not one probe nor chunk, while the keyed ones got them all
+            assert plain.subscriber.freshness("audio.chunk").received == 0
+    finally:
+        pub.close()
+    with pytest.raises(ConfigError, match="server_key needs client_key"):
+        moodwire.curve_keys(keys.server_public, None)
+
+
+def test_view_and_record_work_with_the_keys_and_get_nothing_without(curve_bus, keys, tmp_path, capsys):
+    view = ["view", "--endpoint", curve_bus.public, "--every", "1"]
+    with_keys = ["--server-key", str(keys.server_public), "--client-key", str(keys.client_secret)]
+    keyed, plain = tmp_path / "keyed", tmp_path / "plain"
+    record = ["record", "--endpoint", curve_bus.public]
+    with FramePublisher(curve_bus.internal_pub):
+        assert main([*view, "--out", str(plain), "--duration", "2"]) == 0
+        assert main([*view, "--out", str(keyed), "--frames", "5", "--duration", "30", *with_keys]) == 0
+        assert main([*record, str(tmp_path / "plain.mwrec"), "--topics", "video.", "--duration", "2"]) == 0
+        assert main([*record, str(tmp_path / "keyed.mwrec"), "--topics", "video.", "--count", "5", "--duration", "30", *with_keys]) == 0
+    assert len(list(keyed.glob("view_*.png"))) == 5, capsys.readouterr().err
+    assert list(plain.glob("view_*.png")) == []  # two seconds of frames at 30 Hz, none drawn without keys
+    assert [r.topic for r in read_records(tmp_path / "keyed.mwrec")] == ["video.frame"] * 5
+    assert list(read_records(tmp_path / "plain.mwrec")) == []
+    assert main([*view, "--out", str(plain), "--client-key", str(keys.client_secret)]) == 2
+    assert "--client-key needs --server-key" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ exposure needs keys

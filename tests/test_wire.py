@@ -118,6 +118,7 @@ def test_malformed_layout_is_rejected_clearly(frames, message):
     ({"v": SCHEMA_VERSION + 1}, "newer than this moodwire"),
     ({"image": {"$buf": 3, "dtype": "|u1", "shape": [480, 640, 3]}}, "buffer index 3 is out of range"),
     ({"image": {"$buf": 0, "dtype": "|O", "shape": [480, 640, 3]}}, "dtype '\\|O' is not allowed"),
+    ({"image": {"$buf": 0, "dtype": [], "shape": [480, 640, 3]}}, "dtype \\[\\] is not allowed"),  # unhashable
     ({"image": {"$buf": 0, "dtype": "|u1", "shape": [480, 640, 4]}}, "needs 1228800 bytes but buffer 0 has 921600"),
     ({"image": {"$buf": 0, "dtype": "|u1", "shape": [-1]}}, "non-negative"),
     ({"image": [1, 2]}, "expected an array reference"),

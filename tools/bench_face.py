@@ -119,14 +119,15 @@ def summary(values_ms: list[float]) -> dict[str, float]:
 # ---------------------------------------------------------------- moodwire
 
 
-def video_frame(index: int, image: np.ndarray):
-    """A VideoFrame as capture would publish it, stamped now (the step's tracker reads t_capture)."""
+def video_frame(index: int, image: np.ndarray, t_capture: int | None = None):
+    """A VideoFrame as capture would publish it, stamped now unless ``t_capture`` is given (the step's
+    tracker reads t_capture)."""
     from pipeline.clock import now_ns
     from pipeline.messages import VideoFrame
 
     height, width = image.shape[:2]
     return VideoFrame(frame_index=index, width=width, height=height, fps_nominal=30.0,
-                      image=image, t_capture=now_ns())
+                      image=image, t_capture=now_ns() if t_capture is None else t_capture)
 
 
 def face_tracks(step, frame):
@@ -198,12 +199,24 @@ def run_baseline(frames: list[np.ndarray]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-face-") as tmp:
         stack = Path(tmp) / "frames.npy"
         np.save(stack, np.stack(frames))
-        command = [str(BASELINE_PYTHON), str(BASELINE_SCRIPT), str(stack)]
-        try:
-            out = subprocess.run(command, capture_output=True, text=True, timeout=BASELINE_TIMEOUT_S,
-                                 cwd=ROOT, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return {"status": "failed", "reason": f"timed out after {BASELINE_TIMEOUT_S} s"}
+        return run_fer([str(stack)])
+
+
+def run_fer(args: list[str]) -> dict[str, Any]:
+    """tools/fer_baseline.py with ``args`` (a .npy stack or a video, options) in the fer venv; its figures
+    (``status`` ran), or why not (skipped without the venv, failed)."""
+    if not BASELINE_PYTHON.exists():
+        return skipped(f"{BASELINE_PYTHON.relative_to(ROOT)} not found")
+    return run_json_tool([str(BASELINE_PYTHON), str(BASELINE_SCRIPT), *args])
+
+
+def run_json_tool(command: list[str], timeout_s: float = BASELINE_TIMEOUT_S) -> dict[str, Any]:
+    """A tool whose last stdout line is JSON, run in the repository root: its figures, or why none."""
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
+                             cwd=ROOT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return {"status": "failed", "reason": f"timed out after {timeout_s:.0f} s"}
     return parse_baseline(out)
 
 

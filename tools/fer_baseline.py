@@ -21,6 +21,9 @@ Two things differ from a bare ``FER()`` and are deliberate:
   TF-Serving and image URLs, neither used here), and a benchmark must not touch
   the network. Anything that tries raises instead.
 
+Besides latency and fps it reports ``cpu_percent`` (this process's CPU time, every thread, over
+the timed loop's wall time, in % of one core) and ``rss_peak_mb`` (the kernel's peak RSS).
+
 Output: every log line goes to stderr; stdout gets exactly ONE JSON line.
 """
 
@@ -120,7 +123,7 @@ def time_frames(detector, frames: list) -> dict[str, Any]:
     detector.detect_emotions(frames[0])
     latencies: list[float] = []
     with_face, faces_total, tops = 0, 0, Counter()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for frame in frames:
         t0 = time.perf_counter()
         found = detector.detect_emotions(frame)
@@ -128,10 +131,18 @@ def time_frames(detector, frames: list) -> dict[str, Any]:
         with_face += bool(found)
         faces_total += len(found)
         tops.update(top_emotion(face) for face in found)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return {"frames": len(frames), "frames_with_face": with_face, "faces_total": faces_total,
             "latency_ms": percentiles(latencies), "wall_s": round(wall, 3),
-            "fps": round(len(frames) / wall, 2), "top_emotions": dict(tops.most_common())}
+            "fps": round(len(frames) / wall, 2), "top_emotions": dict(tops.most_common()),
+            "cpu_percent": round(100 * cpu / wall, 1), "rss_peak_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (the kernel's ru_maxrss, KiB on Linux), in MiB."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def versions() -> dict[str, str]:

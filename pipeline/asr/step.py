@@ -247,16 +247,19 @@ def _check(topic: str, msg: Message) -> None:
                        f"{msg.samples.shape} at {msg.sample_rate} Hz; expected mono int16, shape (n,)")
 
 
-def build_asr_step(config: Config | None = None,
-                   progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> AsrStep:
-    """Find (or join) the configured model, load it offline, warm it up."""
+def build_asr_step(config: Config | None = None, progress: Callable[[str], None] | None = None) -> AsrStep:
+    """Find (or join) the configured model, load it offline, warm it up. Progress goes to ``progress``
+    (default: stderr, the node's log), with a status line every few seconds while a part is slow."""
     from pipeline.asr.models import asr_model
     from pipeline.asr.transcriber import Transcriber
+    from pipeline.progress import Progress
 
     config = config or Config()
-    model = asr_model(config.asr, progress)
-    transcriber = Transcriber(model, config.asr)
-    warm_ms = transcriber.warm_up()
-    progress(f"asr: {model.name} on {config.asr.device}/{config.asr.compute_type}, {config.asr.threads} "
-             f"thread(s), beam {config.asr.beam_size}; warm-up {warm_ms:.0f} ms")
+    with Progress(progress or sys.stderr).step("asr model") as step:
+        model = asr_model(config.asr, step)
+        step(f"loading {model.name} on {config.asr.device}/{config.asr.compute_type}, {config.asr.threads} "
+             f"thread(s), beam {config.asr.beam_size}")
+        transcriber = Transcriber(model, config.asr)
+        step("warming up (one decode)")
+        step(f"warm-up decode {transcriber.warm_up():.0f} ms")
     return AsrStep(transcriber, model.name, StepSettings.from_config(config.asr))

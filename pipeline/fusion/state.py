@@ -270,7 +270,10 @@ class Liveness:
         return None if t is None else (now - t) / NS
 
     def on_health(self, msg: SystemHealth, now: int) -> None:
-        self._down = {n.name: n.state for n in msg.nodes if not n.alive or n.state != "running"}
+        # "stalled" (alive, no report for a few seconds: e.g. a long decode) is not down: the
+        # modality's own timeouts decide, as they would for a slow node
+        self._down = {n.name: n.state for n in msg.nodes
+                      if not n.alive or n.state not in ("running", "stalled")}
         self._health_at = now
 
     def node_down(self, name: str, now: int) -> str:

@@ -198,7 +198,9 @@ class FusionStep:
         if abs(age_ns) > self.config.face_timeout_s * NS:
             if down or silent is None or silent > self.config.face_timeout_s:
                 return {}, f"face node down: no face.tracks for {silent:.1f} s" + (f" ({down})" if down else "")
-            return {}, f"face.tracks late: the newest is {age_ns / 1e6:.0f} ms from this frame (face node slow)"
+            if age_ns < 0:  # the newest face.tracks is ahead of this frame: fusion itself is behind
+                return {}, f"face.tracks {-age_ns / 1e6:.0f} ms newer than this frame (fusion behind)"
+            return {}, f"face.tracks late: the newest is {age_ns / 1e6:.0f} ms older than this frame (face node slow)"
         if not latest.valid:
             return {}, "face.tracks not valid (its video frame was not)"
         if not latest.tracks:

@@ -1,7 +1,16 @@
 """Video and audio from a media file (any container FFmpeg reads, WAV included).
 
 Decoding is by PyAV. Video frames become BGR uint8; audio is resampled to
-16 kHz mono int16 in 20 ms chunks. Both tracks are placed on the run's shared
+16 kHz mono int16 in 20 ms chunks, whatever the file holds: any sample rate
+(8 kHz, 44.1 kHz, 48 kHz...), any sample format (8-bit unsigned, 16/32-bit,
+float; full scale stays full scale) and any channel count (averaged to mono).
+What cannot be played is refused by ``probe_media`` with SourceUnavailable
+naming the file and what to do, before any node starts: a missing file, a
+directory, an empty (0-byte) file, bytes FFmpeg cannot read (random data, a
+truncated MP4 whose index is lost), a file with neither video nor audio, or a
+track without one decodable frame (a WAV with no samples). A file damaged
+further in (a WAV cut mid-sample) plays up to the damage; the source then says
+on stderr where and why that track stopped, and ends there as at the file's end. Both tracks are placed on the run's shared
 timeline: a sample at media time ``s`` has ``t_capture = t0 + s`` (plus one
 clip length per completed loop), so the video and audio nodes, separate
 processes, stay aligned, and a restarted node seeks to where the timeline is.
@@ -9,6 +18,7 @@ processes, stay aligned, and a restarted node seeks to where the timeline is.
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,15 +66,20 @@ class MediaInfo:
 def probe_media(path: str | Path) -> MediaInfo:
     """Open ``path``, decode one frame of each track, and describe it; or explain why not."""
     path = Path(path)
+    if path.is_dir():
+        raise SourceUnavailable(f"media file {path} is a directory; pass a video or WAV file to --source")
     if not path.is_file():
         raise SourceUnavailable(f"media file {path} does not exist; pass an existing file to --source")
+    if path.stat().st_size == 0:
+        raise SourceUnavailable(f"media file {path} is empty (0 bytes); pass a video or WAV file to --source")
     av = _av()
     try:
         with av.open(str(path)) as container:
             video = container.streams.video[0] if container.streams.video else None
             audio = container.streams.audio[0] if container.streams.audio else None
             if video is None and audio is None:
-                raise SourceUnavailable(f"{path} has neither a video nor an audio track")
+                raise SourceUnavailable(f"{path} has neither a video nor an audio track; pass a video or WAV file "
+                                        f"to --source")
             for stream in (video, audio):
                 if stream is not None:
                     _first_frame(container, stream)
@@ -89,7 +104,21 @@ def probe_media(path: str | Path) -> MediaInfo:
 def _first_frame(container, stream) -> None:
     for frame in container.decode(stream):
         return
-    raise SourceUnavailable(f"{container.name}: the {stream.type} track holds no decodable frame")
+    raise SourceUnavailable(f"{container.name}: the {stream.type} track holds no decodable frame; check that it "
+                            f"plays (ffprobe {container.name}) or pass another file to --source")
+
+
+def _decoded(container, stream) -> Iterator:
+    """The track's frames up to its end, or up to damage that FFmpeg cannot decode past (said on stderr)."""
+    av = _av()
+    frame = None
+    try:
+        for frame in container.decode(stream):
+            yield frame
+    except av.FFmpegError as exc:
+        at = f"{frame.time:.2f} s" if frame is not None and frame.time is not None else "its start"
+        print(f"{container.name}: the {stream.type} track cannot be decoded after {at} ({exc}); it ends there. "
+              f"Re-encode the file (ffmpeg -i in out.mp4) to play all of it", file=sys.stderr, flush=True)
 
 
 def _duration(container) -> float:
@@ -144,7 +173,7 @@ class FileVideo:
                 origin = _origin(container)
                 if offset_s > 0:
                     container.seek(int((origin + offset_s) * 1e6))
-                for frame in container.decode(stream):
+                for frame in _decoded(container, stream):
                     media_s = (frame.time or 0.0) - origin
                     if media_s < offset_s - 1e-6:
                         continue
@@ -220,7 +249,7 @@ class FileAudio:
             stream = container.streams.audio[0]
             origin = _origin(container)
             resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE)
-            for frame in container.decode(stream):
+            for frame in _decoded(container, stream):
                 media_s = (frame.time or 0.0) - origin
                 for out in resampler.resample(frame):
                     yield media_s, out.to_ndarray().reshape(-1).astype(np.int16, copy=False)

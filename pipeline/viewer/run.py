@@ -12,11 +12,14 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from pipeline.clock import now_ns
+
+if TYPE_CHECKING:
+    from pipeline.keys import CurveClient
 
 TOPICS = ["video.frame", "face.tracks", "affect.frame", "speech.transcript", "affect.utterance"]
 WINDOW = "moodwire"
@@ -40,6 +43,7 @@ class ViewOptions:
     seconds: float | None = None
     every: int = 1  # PNG folder: keep every n-th frame
     fps: float = 30.0  # video sink rate
+    curve: CurveClient | None = None  # keys for a CURVE-secured public endpoint (--server-key/--client-key)
 
 
 class WindowSink:
@@ -115,18 +119,21 @@ def make_sink(options: ViewOptions) -> Sink:
 def run_viewer(options: ViewOptions, stop=None) -> int:
     """Draw the stream until ``options.frames`` frames or ``options.seconds`` passed, ``stop`` is set, or
     the window is closed. Returns the number of frames drawn."""
+    from moodwire.keys import HandshakeWarnings
     from pipeline.bus import Subscriber
     from pipeline.viewer.draw import render
     from pipeline.viewer.state import ViewState
 
     sink = make_sink(options)
-    state, drawn = ViewState(), 0
+    state, drawn, warnings = ViewState(), 0, HandshakeWarnings()
     deadline = None if options.seconds is None else now_ns() + int(options.seconds * 1e9)
     try:
-        with Subscriber(options.endpoint, TOPICS, queue_everything=True, queue_limit=600) as sub:
+        with Subscriber(options.endpoint, TOPICS, queue_everything=True, queue_limit=600,
+                        curve=options.curve) as sub:
             while not (stop is not None and stop.is_set()):
                 if deadline is not None and now_ns() >= deadline:
                     break
+                warnings.check(sub)
                 got = sub.recv(timeout=0.05)
                 if got is not None:
                     state.add(got.msg, now_ns())

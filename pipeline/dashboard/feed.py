@@ -1,0 +1,57 @@
+"""Keeps a ``DashboardState`` current from the public endpoint, in a background thread.
+
+Every topic the page uses is queued (none latest-only), so the frame rate and latency figures
+count every frame; the thread only decodes and folds, so it keeps up with 30 fps easily.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from pipeline.bus import Subscriber
+from pipeline.clock import now_ns
+from pipeline.dashboard.state import TOPICS, DashboardState
+from pipeline.keys import CurveClient
+
+QUEUE_LIMIT = 1000  # messages waiting in the subscriber: about 15 s of every topic at their rates
+
+
+class Feed:
+    """A subscriber thread folding the stream into a state; ``view()`` and ``view_json()`` read it."""
+
+    def __init__(self, endpoint: str, curve: CurveClient | None = None) -> None:
+        self.endpoint = endpoint
+        self._state = DashboardState()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sub = Subscriber(endpoint, TOPICS, queue_everything=True, queue_limit=QUEUE_LIMIT, curve=curve)
+        self._thread = threading.Thread(target=self._run, name="moodwire-dashboard-feed", daemon=True)
+
+    def start(self) -> "Feed":
+        self._thread.start()
+        return self
+
+    def view(self) -> dict[str, Any]:
+        """The page's view now, with where it comes from and why nothing may be arriving."""
+        with self._lock:
+            view = self._state.view(now_ns())
+        view["subscriber"] = {"endpoint": self.endpoint, "handshake_error": self._sub.handshake_error,
+                              "malformed": self._sub.malformed, "last_error": self._sub.last_error}
+        return view
+
+    def view_json(self) -> bytes:
+        return json.dumps(self.view(), allow_nan=False, separators=(",", ":")).encode()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        self._sub.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            got = self._sub.recv(timeout=0.1)
+            if got is not None:
+                with self._lock:
+                    self._state.add(got.msg, got.t_receive)
