@@ -30,6 +30,11 @@ def number(default: float, lo: float | None = None, hi: float | None = None, doc
     return field(default=default, metadata={"min": lo, "max": hi, "doc": doc})
 
 
+def upper_bound(section: type, name: str) -> Any:
+    """The largest value the schema allows for ``section.name`` (a ``number`` field)."""
+    return next(f.metadata["max"] for f in dataclasses.fields(section) if f.name == name)
+
+
 def text(default: str, doc: str = "") -> Any:
     return field(default=default, metadata={"doc": doc})
 

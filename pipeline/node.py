@@ -18,7 +18,8 @@ from typing import Iterable, Iterator, Protocol
 from pipeline.bus import BusEndpoints, Publisher, Subscriber
 from pipeline.clock import now_ns
 from pipeline.config import Config
-from pipeline.messages import Message, NodeStats, problem
+from pipeline.message_checks import problem
+from pipeline.messages import Message, NodeStats
 from pipeline.topics import get_topic
 
 Outputs = Iterable[tuple[str, Message]]
@@ -48,7 +49,7 @@ class BadInput(ValueError):
 
 def accept(inputs: tuple[str, ...], topic: str, msg: Message) -> None:
     """BadInput unless ``msg`` is what ``topic`` carries, the node takes ``topic``, and the message passes its
-    type's checks (pipeline/messages.py ``problem``): finite numbers, array shapes, capture times."""
+    type's checks (pipeline/message_checks.py ``problem``): finite numbers, array shapes, capture times."""
     if topic not in inputs:
         raise BadInput(f"{topic} is not an input of this node (it takes {', '.join(inputs)}); skipped")
     expected = get_topic(topic).msg_type

@@ -28,8 +28,8 @@ from exporters.fusion_spec import LABELS
 from pipeline.clock import now_ns
 from pipeline.messages import (AffectFrame, AffectUtterance, AudioChunk, FaceTrack, FaceTracks, HeadPose, Message,
                                ModalityInput, NodeHealth, NodeStats, PersonAffect, SpeechEvent, SystemHealth,
-                               TextAffect, Transcript, UtteranceAudio, VideoFrame, VoiceAffect, VoiceFeatures, Word,
-                               problem)
+                               TextAffect, Transcript, UtteranceAudio, VideoFrame, VoiceAffect, VoiceFeatures, Word)
+from pipeline.message_checks import problem
 from pipeline.node import BadInput, handle
 from pipeline.sources import AUDIO_RATE
 from pipeline.topics import TOPICS
@@ -275,6 +275,12 @@ def refuses_wrong_topics(step) -> None:
     assert any("carries" in str(o) for o in outcomes) and any("not an input" in str(o) for o in outcomes)
 
 
+def abuse(step, extra: st.SearchStrategy | None = None) -> None:
+    """Random and malformed messages (and ``extra`` ones) on every input topic, then on the wrong topics."""
+    fed_bad_messages(step, step.inputs, extra)
+    refuses_wrong_topics(step)
+
+
 # ---------------------------------------------------------------- VAD
 
 @pytest.fixture(scope="module")
@@ -305,8 +311,7 @@ def test_vad_step_survives_bad_chunks_and_then_hears_speech_as_a_fresh_one_does(
     from pipeline.vad.step import build_vad_step
 
     step = build_vad_step()
-    fed_bad_messages(step, step.inputs)
-    refuses_wrong_topics(step)
+    abuse(step)
     expected = vad_heard(build_vad_step(), speech)
     assert [kind for kind, *_ in expected] == ["start", "end"]
     assert vad_heard(step, speech) == expected
@@ -328,8 +333,7 @@ def test_asr_step_survives_bad_pieces_and_then_transcribes_as_a_fresh_one_does()
     from tests.test_asr import FakeTranscriber, loud
 
     step = AsrStep(FakeTranscriber(), "stand-in")
-    fed_bad_messages(step, step.inputs)
-    refuses_wrong_topics(step)
+    abuse(step)
     expected = asr_final(AsrStep(FakeTranscriber(), "stand-in"), loud(2.5))
     assert expected == [("w0 w1", True, True)]
     assert asr_final(step, loud(2.5)) == expected
@@ -356,8 +360,7 @@ def test_voice_step_survives_bad_audio_and_transcripts_and_then_measures_as_a_fr
     from pipeline.voice.step import VoiceStep
 
     step = VoiceStep()
-    fed_bad_messages(step, step.inputs)
-    refuses_wrong_topics(step)
+    abuse(step)
     expected = voice_of(VoiceStep(), speech)
     assert expected[2] == "asr-words" and expected[3] > 50
     assert voice_of(step, speech) == expected
@@ -386,8 +389,7 @@ def test_text_step_survives_bad_transcripts_and_then_scores_as_a_fresh_one_does(
     from pipeline.text.step import TextStep
 
     step = TextStep(text_classifier, "test", partials=True)
-    fed_bad_messages(step, step.inputs)
-    refuses_wrong_topics(step)
+    abuse(step)
     expected = text_of(TextStep(text_classifier, "test"), "I am so happy to see you.")
     assert LABELS[int(np.argmax(expected))] == "happy"
     assert np.allclose(text_of(step, "I am so happy to see you."), expected, atol=1e-6)
@@ -424,8 +426,7 @@ def test_fusion_step_survives_bad_inputs_of_every_topic_and_then_fuses_a_face_as
     from pipeline.fusion.step import FusionStep
 
     step = FusionStep(fusion_model)
-    fed_bad_messages(step, step.inputs)
-    refuses_wrong_topics(step)
+    abuse(step)
     # the two ways one message used to poison fusion for good: a face.tracks from the future (every later one
     # counted as older and ignored) and a NaN arousal (held, then smoothed into every frame after it)
     future, nan_voice = good("face.tracks", now_ns() + 3600 * NS), good("voice.affect")
@@ -479,8 +480,7 @@ def test_face_step_survives_bad_and_odd_frames_and_then_sees_a_real_face_as_a_fr
     finally:
         fresh.close()
     assert len(expected) == 1
-    fed_bad_messages(face_step, face_step.inputs, odd_frames())
-    refuses_wrong_topics(face_step)
+    abuse(face_step, odd_frames())
     assert face_of(face_step, image) == expected
 
 

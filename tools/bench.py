@@ -64,10 +64,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from tools.asr_wer import log_tail, moodwire_command, stop_run  # noqa: E402
-from tools.bench_affect import percentiles, sentence_count  # noqa: E402
+from tools.bench_affect import percentiles, prepare  # noqa: E402
 from tools.bench_bus import free_port  # noqa: E402
-from tools.bench_face import announce, run_fer, run_json_tool  # noqa: E402
-from tools.bench_speech import FPS, LEAD_S, make_media  # noqa: E402
+from tools.bench_face import run_fer, run_json_tool  # noqa: E402
+from tools.bench_speech import FPS, LEAD_S  # noqa: E402
 
 FULL_S, QUICK_S = 30.0, 8.0  # quick: 8 s holds at least one sentence's end (they come every 7.5 s)
 WARMUP_S = 2.0
@@ -609,11 +609,7 @@ def run_peers(args: argparse.Namespace, mkv: Path, wav: Path, seconds: float) ->
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    seconds = args.seconds or (QUICK_S if args.quick else FULL_S)
-    host, command = announce()
-    count = sentence_count(seconds)
-    wav, mkv, _, clip_s = make_media(count)
-    print(f"clip: {mkv.name}, {clip_s:.1f} s (one face, {count} spoken sentences); window {seconds:g} s", flush=True)
+    seconds, host, command, wav, mkv, clip_s = prepare(args, QUICK_S, FULL_S)
     pipe = run_pipeline(mkv, args.set, seconds, clip_s)
     if not pipe["nodes"]:
         print(json.dumps({"tool": "bench", "command": command, "machine": host, "pipeline": pipe}))

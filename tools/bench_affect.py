@@ -237,13 +237,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    seconds = args.seconds or (QUICK_S if args.quick else FULL_S)
+def prepare(args: argparse.Namespace, quick_s: float = QUICK_S,
+            full_s: float = FULL_S) -> tuple[float, dict[str, Any], str, Path, Path, float]:
+    """The window, the machine line and command (printed), and the muxed clip long enough for the window:
+    ``seconds, host, command, wav, mkv, clip_s``."""
+    seconds = args.seconds or (quick_s if args.quick else full_s)
     host, command = announce()
     count = sentence_count(seconds)
-    _, mkv, _, clip_s = make_media(count)
-    print(f"clip: {mkv.name}, {clip_s:.1f} s (one face, {count} spoken sentences); window {seconds:.0f} s", flush=True)
+    wav, mkv, _, clip_s = make_media(count)
+    print(f"clip: {mkv.name}, {clip_s:.1f} s (one face, {count} spoken sentences); window {seconds:g} s", flush=True)
+    return seconds, host, command, wav, mkv, clip_s
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    seconds, host, command, _, mkv, clip_s = prepare(args)
     pipe = run_pipeline(mkv, args.set, seconds, clip_s)
     print(f"fusion call: {args.calls} calls at P={PERSONS}", flush=True)
     fusion = time_fusion(args.calls)

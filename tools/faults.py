@@ -311,7 +311,7 @@ def wait_steady(run: Run, mon: Monitor, timeout_s: float) -> Any:
             raise RuntimeError(f"moodwire run exited with {run.proc.returncode}:\n{log_tail(run.output())}")
         health = mon.latest_health()
         nodes_ok = health is not None and all(n.alive and n.state == "running" for n in health.nodes)
-        face_ok = first_sustained(mon.topic("affect.frame"), since, has_face, SUSTAIN) is not None
+        face_ok = face_back(mon, since) is not None
         if nodes_ok and face_ok:
             run.remember_processes()
             return health
@@ -366,6 +366,17 @@ def outage_figures(ev: Event, mon: Monitor, t0: int, t1: int) -> None:
     ev.speech_hz = rate_hz(mon.topic("speech.", t0, t1), t0, t1)
 
 
+def face_back(mon: Monitor, since: int) -> int | None:
+    """Arrival of the first of SUSTAIN ``affect.frame`` in a row, after ``since``, that use the face; None: not yet."""
+    return first_sustained(mon.topic("affect.frame"), since, has_face, SUSTAIN)
+
+
+def wait_face_back(mon: Monitor, since: int) -> None:
+    deadline = time.monotonic() + RECOVER_TIMEOUT_S
+    while time.monotonic() < deadline and face_back(mon, since) is None:
+        time.sleep(0.2)
+
+
 def output_topic(node: str) -> str:
     """The topic (prefix) whose flow says the node is doing its job again."""
     from pipeline.process_table import get_node
@@ -402,7 +413,7 @@ def kill_node(run: Run, mon: Monitor, victim: str) -> Event:
         t_output = first_sustained(mon.topic(topic), since, output_back)
         if (first_health(mon.health, t0, restarted) is not None
                 and first_sustained(mon.topic("system.node"), since, reporting) is not None and t_output is not None
-                and first_sustained(mon.topic("affect.frame"), t_output, has_face, SUSTAIN) is not None):
+                and face_back(mon, t_output) is not None):
             break
         time.sleep(0.2)
     t_restart = first_health(mon.health, t0, restarted)
@@ -416,7 +427,7 @@ def kill_node(run: Run, mon: Monitor, victim: str) -> Event:
         ev.back_s = seconds_after(first_sustained(mon.topic("system.node"), since, reporting), t0)
     ev.output_s = seconds_after(t_output, t0)
     # from when its output is back: fusion keeps using a face estimate for face_timeout_s after the kill
-    ev.full_s = seconds_after(first_sustained(mon.topic("affect.frame"), t_output or since, has_face, SUSTAIN), t0)
+    ev.full_s = seconds_after(face_back(mon, t_output or since), t0)
     outage_figures(ev, mon, t0, t_output or time.monotonic_ns())
     ev.collateral = collateral(before, after, victim)
     ev.checks = {
@@ -485,7 +496,7 @@ def stall_node(run: Run, mon: Monitor, victim: str = "face", stall_s: float = ST
     deadline = time.monotonic() + RECOVER_TIMEOUT_S
     running = lambda h: node_of(h, victim).state == "running" and node_of(h, victim).rate_hz > 0  # noqa: E731
     while time.monotonic() < deadline:
-        if (first_sustained(mon.topic("affect.frame"), t_cont, has_face, SUSTAIN) is not None
+        if (face_back(mon, t_cont) is not None
                 and first_health(mon.health, t_cont, running) is not None):
             break
         time.sleep(0.2)
@@ -495,7 +506,7 @@ def stall_node(run: Run, mon: Monitor, victim: str = "face", stall_s: float = ST
     ev.back_s = seconds_after(first_health(mon.health, t_cont, running), t_cont)
     ev.output_s = seconds_after(first_sustained(mon.topic(topic), t_cont + SETTLE_NS, lambda s: s.source == victim),
                                 t_cont)
-    ev.full_s = seconds_after(first_sustained(mon.topic("affect.frame"), t_cont, has_face, SUSTAIN), t_cont)
+    ev.full_s = seconds_after(face_back(mon, t_cont), t_cont)
     outage_figures(ev, mon, t0, t_cont)
     ev.collateral = collateral(before, after, "")
     ev.extra["times_from"] = "health_s from SIGSTOP; back_s, output_s, full_s from SIGCONT"
@@ -583,15 +594,11 @@ def flood(run: Run, mon: Monitor, flood_s: float = FLOOD_S, rate: float = FLOOD_
     def reported(h: Any) -> bool:  # a node's own report of what it refused (pipeline/wire.py's words)
         return any("not valid msgpack" in n.last_error or "exceeds" in n.last_error for n in h.nodes)
 
-    deadline = time.monotonic() + RECOVER_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if first_sustained(mon.topic("affect.frame"), t1, has_face, SUSTAIN) is not None:
-            break
-        time.sleep(0.2)
+    wait_face_back(mon, t1)
     after = mon.latest_health()
     ev.restarts = sum(n.restarts for n in after.nodes) - sum(n.restarts for n in before.nodes)
     ev.health_s = seconds_after(first_health(mon.health, t0, reported), t0)
-    ev.full_s = seconds_after(first_sustained(mon.topic("affect.frame"), t1, has_face, SUSTAIN), t1)
+    ev.full_s = seconds_after(face_back(mon, t1), t1)
     outage_figures(ev, mon, t0, t1)
     ev.collateral = collateral(before, after, "")
     ev.extra["times_from"] = "health_s from the start of the flood; full_s from its end"
@@ -692,11 +699,7 @@ def unplug_camera(run: Run, mon: Monitor, flag: Path, unplug_s: float = UNPLUG_S
     time.sleep(unplug_s)
     flag.unlink()
     t_plug = time.monotonic_ns()
-    deadline = time.monotonic() + RECOVER_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if first_sustained(mon.topic("affect.frame"), t_plug, has_face, SUSTAIN) is not None:
-            break
-        time.sleep(0.2)
+    wait_face_back(mon, t_plug)
     after = mon.latest_health()
     new = node_of(after, "video_source")
 
@@ -708,7 +711,7 @@ def unplug_camera(run: Run, mon: Monitor, flag: Path, unplug_s: float = UNPLUG_S
     ev.restarts = new.restarts - old.restarts
     ev.health_s = seconds_after(t_health, t0)
     ev.output_s = seconds_after(first_sustained(mon.topic("video.frame"), t_plug, lambda s: True), t_plug)
-    ev.full_s = seconds_after(first_sustained(mon.topic("affect.frame"), t_plug, has_face, SUSTAIN), t_plug)
+    ev.full_s = seconds_after(face_back(mon, t_plug), t_plug)
     outage_figures(ev, mon, t0 + SETTLE_NS, t_plug)
     ev.extra["health_said"] = next((node_of(m, "video_source").last_error for t, m in mon.health
                                     if t == t_health), "")
@@ -763,10 +766,8 @@ def run_a(clip: Path, kills: Sequence[str], kinds: set[str], stall_s: float, flo
           flood_rate: float) -> tuple[list[Event], dict]:
     """Kills, stall and flood on ``--source CLIP`` (looping); then Ctrl-C."""
     run = Run.start(["--source", str(clip), "--set", "sources.loop=true"])
-    mon = Monitor(run.endpoint)
-    events: list[Event] = []
-    try:
-        wait_steady(run, mon, LOAD_TIMEOUT_S)
+
+    def inject(mon: Monitor, events: list[Event]) -> None:
         if "kill" in kinds:
             for victim in kills:
                 events.append(report(kill_node(run, mon, victim)))
@@ -774,14 +775,8 @@ def run_a(clip: Path, kills: Sequence[str], kinds: set[str], stall_s: float, flo
             events.append(report(stall_node(run, mon, "face", stall_s)))
         if "flood" in kinds:
             events.append(report(flood(run, mon, flood_s, flood_rate)))
-    except RuntimeError as exc:
-        events.append(report(Event("run A", "pipeline", extra={"error": str(exc)}, checks={"steady": False})))
-    finally:
-        mon.close()
-        stop = run.ctrl_c()
-        log = run.output()
-        run.close()
-    return events, stop_verdict(stop, log)
+
+    return observed("run A", run, inject)
 
 
 def run_b(wav: Path, clip: Path, clip_s: float, unplug_s: float) -> tuple[list[Event], dict]:
@@ -791,20 +786,32 @@ def run_b(wav: Path, clip: Path, clip_s: float, unplug_s: float) -> tuple[list[E
     run = Run.start(["--set", "sources.video=webcam", "--set", "sources.audio=file",
                      "--set", f"sources.file={wav}", "--set", "sources.loop=false"], env)
     started = time.monotonic()
+
+    def inject(mon: Monitor, events: list[Event]) -> None:
+        events.append(report(unplug_camera(run, mon, flag, unplug_s)))
+        events.append(report(file_ends(run, mon, clip_s, started)))
+
+    try:
+        return observed("run B", run, inject)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def observed(name: str, run: Run, inject: Callable[[Monitor, list[Event]], None]) -> tuple[list[Event], dict]:
+    """Once the run is steady, ``inject`` its faults (appending events as they end, so a failure keeps the
+    ones before it); then Ctrl-C and the check that nothing is left."""
     mon = Monitor(run.endpoint)
     events: list[Event] = []
     try:
         wait_steady(run, mon, LOAD_TIMEOUT_S)
-        events.append(report(unplug_camera(run, mon, flag, unplug_s)))
-        events.append(report(file_ends(run, mon, clip_s, started)))
+        inject(mon, events)
     except RuntimeError as exc:
-        events.append(report(Event("run B", "pipeline", extra={"error": str(exc)}, checks={"steady": False})))
+        events.append(report(Event(name, "pipeline", extra={"error": str(exc)}, checks={"steady": False})))
     finally:
         mon.close()
         stop = run.ctrl_c()
         log = run.output()
         run.close()
-        shutil.rmtree(folder, ignore_errors=True)
     return events, stop_verdict(stop, log)
 
 
