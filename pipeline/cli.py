@@ -273,7 +273,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     from engines.registry import get_slot, resolve
     from exporters.slots import EXPORTERS, export_slot
     from pipeline.model_report import slot_override
-
     from pipeline.progress import Progress
 
     config = load_config(args.config)

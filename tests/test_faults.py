@@ -73,7 +73,7 @@ def test_unplugged_fake_camera_stops_the_real_webcam_source_with_its_own_error(t
     from pipeline.sources import SourceUnavailable, webcam
 
     flag = tmp_path / "unplugged"
-    real_open = webcam.open_camera
+    real_device = webcam.camera_device
     try:
         faults.install_fake_camera(str(clip_video_only), str(flag))
         stream = webcam.Webcam(0, 640, 480, 30.0).messages(__import__("threading").Event())
@@ -87,7 +87,7 @@ def test_unplugged_fake_camera_stops_the_real_webcam_source_with_its_own_error(t
         with pytest.raises(SourceUnavailable, match="no camera at index 0"):  # and it cannot be reopened
             webcam.open_camera(0, 640, 480, 30.0)
     finally:
-        webcam.open_camera = real_open
+        webcam.camera_device = real_device
 
 
 # ---------------------------------------------------------------- the bus under junk (fix in pipeline/bus.py)

@@ -637,8 +637,8 @@ class FakeCapture:
         self._cap = cv2.VideoCapture(path)
         self._next = time.monotonic()
 
-    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's names)
-        return self._cap.isOpened()
+    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's names); unplugged, the device cannot be opened
+        return not os.path.exists(self._flag) and self._cap.isOpened()
 
     def set(self, prop: int, value: float) -> bool:
         return True
@@ -663,18 +663,11 @@ class FakeCapture:
 
 
 def install_fake_camera(path: str, unplugged_flag: str) -> None:
-    """Make ``pipeline.sources.webcam`` open ``FakeCapture`` instead of a device (this process only).
+    """Make ``pipeline.sources.webcam`` find ``FakeCapture`` as camera device (this process only); the
+    real ``open_camera`` and ``Webcam`` run on it, so unplugged it fails as a real camera does."""
+    from pipeline.sources import webcam
 
-    Replaces ``open_camera`` (whose first step checks ``/dev/videoN``, absent here) with the same steps
-    on the fake device: unplugged, it fails as the real one does with no camera."""
-    from pipeline.sources import SourceUnavailable, webcam
-
-    def open_fake(index: int, width: int, height: int, fps: float) -> FakeCapture:
-        if os.path.exists(unplugged_flag):
-            raise SourceUnavailable(f"no camera at index {index} (OpenCV could not open or read it): {webcam.FIX}")
-        return FakeCapture(path, unplugged_flag, fps)
-
-    webcam.open_camera = open_fake
+    webcam.camera_device = lambda index: FakeCapture(path, unplugged_flag)
 
 
 def fake_camera_env(folder: Path, clip: Path) -> tuple[dict[str, str], Path]:

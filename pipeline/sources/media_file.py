@@ -10,10 +10,11 @@ directory, an empty (0-byte) file, bytes FFmpeg cannot read (random data, a
 truncated MP4 whose index is lost), a file with neither video nor audio, or a
 track without one decodable frame (a WAV with no samples). A file damaged
 further in (a WAV cut mid-sample) plays up to the damage; the source then says
-on stderr where and why that track stopped, and ends there as at the file's end. Both tracks are placed on the run's shared
-timeline: a sample at media time ``s`` has ``t_capture = t0 + s`` (plus one
-clip length per completed loop), so the video and audio nodes, separate
-processes, stay aligned, and a restarted node seeks to where the timeline is.
+on stderr where and why that track stopped, and ends there as at the file's
+end. Both tracks are placed on the run's shared timeline: a sample at media
+time ``s`` has ``t_capture = t0 + s`` (plus one clip length per completed
+loop), so the video and audio nodes, separate processes, stay aligned, and a
+restarted node seeks to where the timeline is.
 """
 
 from __future__ import annotations

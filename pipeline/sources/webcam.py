@@ -28,13 +28,22 @@ def _cv2():
     return cv2
 
 
+def camera_device(index: int):
+    """The capture device of camera ``index`` (``cv2.VideoCapture``), or None where Linux has no
+    ``/dev/videoN``. The one place a device is opened: a stand-in with the same calls can replace it
+    (``tools/faults.py`` plugs and unplugs a fake camera this way)."""
+    if sys.platform.startswith("linux") and not os.path.exists(f"/dev/video{index}"):
+        return None
+    return _cv2().VideoCapture(index)
+
+
 def open_camera(index: int, width: int, height: int, fps: float):
     """An opened ``cv2.VideoCapture`` that has delivered one frame, or SourceUnavailable."""
     cv2 = _cv2()
     missing = f"no camera at index {index}"
-    if sys.platform.startswith("linux") and not os.path.exists(f"/dev/video{index}"):
+    cap = camera_device(index)
+    if cap is None:
         raise SourceUnavailable(f"{missing} (/dev/video{index} does not exist): {FIX}")
-    cap = cv2.VideoCapture(index)
     if cap.isOpened():
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
