@@ -203,6 +203,10 @@ class _TopicState:
     updated: bool = False
 
 
+# a message waiting in a Subscriber: topic, frames, t_receive, and the message if already decoded
+_Pending = tuple[str, list, int, Message | None]
+
+
 @dataclass
 class Received:
     topic: str
@@ -233,7 +237,8 @@ class Subscriber:
         self._queue_everything = queue_everything
         self._hwm = hwm
         self._ctx = context or zmq.Context.instance()
-        self._pending: collections.OrderedDict[Any, tuple[str, list, int]] = collections.OrderedDict()
+        # (topic, frames, t_receive, the message where the receiver thread already decoded it: latest-only topics)
+        self._pending: collections.OrderedDict[Any, _Pending] = collections.OrderedDict()
         self._states: dict[str, _TopicState] = collections.defaultdict(_TopicState)
         self._queued_count = 0
         self._keys = itertools.count()
@@ -252,21 +257,21 @@ class Subscriber:
         """Next message in arrival order, or None after ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            raw = self.recv_raw(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if raw is None:
+            item = self._next(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if item is None:
                 return None
-            topic, frames, t_receive = raw
-            try:
-                _, msg = decode(frames)
-            except WireError as exc:
-                with self._cond:
-                    self.malformed += 1
-                    self.last_error = str(exc)
-                continue
-            return Received(topic, msg, t_receive)
+            topic, frames, t_receive, msg = item
+            if msg is None:
+                msg = self._decoded(frames)
+            if msg is not None:
+                return Received(topic, msg, t_receive)
 
     def recv_raw(self, timeout: float | None = None) -> tuple[str, list, int] | None:
         """Next undecoded ``(topic, frames, t_receive)``, or None on timeout."""
+        item = self._next(timeout)
+        return None if item is None else item[:3]
+
+    def _next(self, timeout: float | None) -> _Pending | None:
         with self._cond:
             if not self._cond.wait_for(lambda: self._pending or self._stop.is_set(), timeout):
                 return None
@@ -354,8 +359,11 @@ class Subscriber:
             topic = "<undecodable>"
         spec = TOPICS.get(topic)
         latest = spec is not None and spec.policy is Policy.LATEST and not self._queue_everything
-        if latest and not self._well_formed(frames):
-            return  # a malformed message must not displace the newest good one (a flood of junk would starve us)
+        # a latest-only message is decoded here, so a malformed one never displaces the newest good one (a
+        # flood of junk would starve us); recv() then uses this decoded message
+        msg = self._decoded(frames) if latest else None
+        if latest and msg is None:
+            return
         with self._cond:
             st = self._states[topic]
             st.received += 1
@@ -367,23 +375,22 @@ class Subscriber:
             if latest:
                 if self._pending.pop(topic, None) is not None:
                     st.superseded += 1
-                self._pending[topic] = (topic, frames, t)
+                self._pending[topic] = (topic, frames, t, msg)
             else:
-                self._enqueue(topic, st, (topic, frames, t))
+                self._enqueue(topic, st, (topic, frames, t, None))
             self._cond.notify()
 
-    def _well_formed(self, frames: list) -> bool:
-        """Decode once here (``recv`` decodes again: cheap beside the frame rate); count what fails."""
+    def _decoded(self, frames: list) -> Message | None:
+        """The message, or None for a malformed one (counted in ``malformed``, its error in ``last_error``)."""
         try:
-            decode(frames)
+            return decode(frames)[1]
         except WireError as exc:
             with self._cond:
                 self.malformed += 1
                 self.last_error = str(exc)
-            return False
-        return True
+            return None
 
-    def _enqueue(self, topic: str, st: _TopicState, item: tuple[str, list, int]) -> None:
+    def _enqueue(self, topic: str, st: _TopicState, item: _Pending) -> None:
         if self._queued_count >= self._queue_limit:
             oldest = next((k for k in self._pending if isinstance(k, int)), None)
             if oldest is not None:
