@@ -1,15 +1,13 @@
-"""From a model slot to a ready engine: resolve the file, export it if needed, load a backend."""
+"""From a model slot to a ready engine: resolve the file, check its export is ready, load a backend."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
-from engines.engine import Engine, EngineError
-from engines.registry import resolve, sha256_of
-
-Progress = Callable[[str], None]
+from moodwire.engines.engine import Engine, EngineError
+from moodwire.engines.derived import derived_ready, not_exported
+from moodwire.engines.registry import resolve
 
 
 NATIVE_TENSORRT = "tensorrt-native"
@@ -21,11 +19,11 @@ def load_engine(path: Path, engine: str = "auto", threads: int = 1,
     tensorrt (ONNX Runtime's TensorRT provider) or tensorrt-native (engines/tensorrt_backend.py; ``profile``
     gives its dynamic axes' min/opt/max). Where tensorrt-native cannot run, ONNX Runtime CUDA > CPU runs
     instead and ``backend`` says why."""
-    from engines.onnxruntime_backend import ENGINE_PROVIDERS, OrtEngine
+    from moodwire.engines.onnxruntime_backend import ENGINE_PROVIDERS, OrtEngine
 
     if engine == NATIVE_TENSORRT:
-        from engines.tensorrt_backend import TensorRTEngine
-        from pipeline.paths import cache_dir
+        from moodwire.engines.tensorrt_backend import TensorRTEngine
+        from moodwire.pipeline.core.paths import cache_dir
 
         try:
             return TensorRTEngine(path, cache_dir() / "tensorrt", profile)
@@ -39,26 +37,11 @@ def load_engine(path: Path, engine: str = "auto", threads: int = 1,
     return OrtEngine(path, ENGINE_PROVIDERS[engine], threads)
 
 
-def exported(name: str, override: str = "", progress: Progress = print) -> Path:
-    """The ONNX file made from the slot's checked source, exporting it first when the cache lacks it
-    or the cached file no longer matches the checksum its sidecar recorded."""
+def exported(name: str, override: str = "") -> Path:
+    """The ONNX file made from the slot's checked source; ModelMissing with the command that makes it when
+    the cache lacks it or it no longer matches the checksum its sidecar recorded (engines/derived.py)."""
     model = resolve(name, override)
-    onnx_name, sidecar_name = model.slot.derived
-    onnx_path, sidecar_path = model.derived_path(onnx_name), model.derived_path(sidecar_name)
-    if not (model.exported and _matches_sidecar(onnx_path, sidecar_path)):
-        if model.exported:
-            progress(f"{onnx_path} does not match its recorded checksum: exporting it again")
-        from exporters.slots import export_slot
-        from pipeline.progress import Progress
-
-        with Progress(progress).step(f"export {name}") as step:  # a node's log shows it is alive meanwhile
-            export_slot(model, step)
+    onnx_path = model.derived_path(model.slot.derived[0])
+    if not derived_ready(model):
+        raise not_exported(name, onnx_path)
     return onnx_path
-
-
-def _matches_sidecar(onnx_path: Path, sidecar_path: Path) -> bool:
-    try:
-        recorded = json.loads(sidecar_path.read_text())["onnx_sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return recorded == sha256_of(onnx_path)

@@ -18,7 +18,8 @@ import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.paths import cache_dir
+from moodwire.pipeline.core.config import ModelsConfig
+from moodwire.pipeline.core.paths import cache_dir
 
 
 class ModelError(RuntimeError):
@@ -151,6 +152,11 @@ NO_DEPS_PACKAGES: dict[str, str] = {
     # onnxruntime-gpu on a GPU box; its other dependencies are pinned in the "speech" extra.
     "faster-whisper==1.2.1": "requires onnxruntime, which clashes with onnxruntime-gpu",
 }
+
+
+def slot_override(models: ModelsConfig, slot: ModelSlot) -> str:
+    """The user's file for the slot from the config's ``[models]``, or "" (the packaged one)."""
+    return getattr(models, slot.config_key) if slot.config_key else ""
 
 
 def get_slot(name: str) -> ModelSlot:

@@ -1,7 +1,7 @@
 """Native TensorRT backend: an fp16 engine built from ONNX, cached, run with the TensorRT 10 tensor API.
 
 The engine is built once per (ONNX content, GPU, TensorRT version, build
-recipe incl. the dynamic-axis profile) by exporters/tensorrt_build.py and
+recipe incl. the dynamic-axis profile) by engines/tensorrt_build.py and
 reloaded from its cache afterwards. Buffers are torch CUDA tensors, so no
 package beyond tensorrt and torch is needed. tensorrt and torch are imported
 only when an engine is constructed; without them, or without a CUDA GPU,
@@ -17,8 +17,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from engines.engine import EngineError, Stopwatch
-from pipeline.progress import Progress
+from moodwire.engines.engine import EngineError, Stopwatch
+from moodwire.pipeline.core.progress import Progress
 
 AxisRange = tuple[int, int, int]
 DEFAULT_AXIS_RANGE: AxisRange = (1, 4, 16)  # min, opt, max for a dynamic axis the profile does not name
@@ -41,7 +41,7 @@ class TensorRTEngine:
         self.device = torch.device("cuda", torch.cuda.current_device())
         gpu = torch.cuda.get_device_name(self.device)
         self.profile = _full_profile(self.onnx_path, profile or {})
-        from exporters.tensorrt_build import build_fp16_engine, engine_path
+        from moodwire.engines.tensorrt_build import build_fp16_engine, engine_path
 
         path = engine_path(self.onnx_path, Path(cache_dir), gpu, trt.__version__, self.profile)
         self.from_cache = path.is_file()
@@ -141,7 +141,7 @@ def _import_runtimes() -> tuple[ModuleType, ModuleType]:
 
 def _full_profile(onnx_path: Path, profile: Mapping[str, AxisRange]) -> dict[str, AxisRange]:
     """``profile`` plus DEFAULT_AXIS_RANGE for every other named dynamic axis of the inputs; checks the ranges."""
-    from exporters.tensorrt_build import input_dim_names
+    from moodwire.engines.tensorrt_build import input_dim_names
 
     full = {name: tuple(int(v) for v in sizes) for name, sizes in profile.items()}
     for dims in input_dim_names(onnx_path).values():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from pipeline.progress import Reporting, Say, reporting
+from moodwire.pipeline.core.progress import Reporting, Say, reporting
 
 
 @dataclass

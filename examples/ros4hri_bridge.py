@@ -18,7 +18,6 @@ import time
 from typing import Any, Protocol
 
 import moodwire
-from moodwire.keys import add_key_options, curve_from_args
 from moodwire.ros4hri import Ros4hriError, Ros4hriIds, Ros4hriMapper, RosMessage
 
 TOPICS = ["affect.frame", "affect.utterance"]
@@ -96,7 +95,7 @@ def run(args: argparse.Namespace, sink: Sink) -> int:
     mapper = Ros4hriMapper(Ros4hriIds(args.id_prefix), frame_id=args.frame_id)
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     mapped = 0
-    with moodwire.subscribe(TOPICS, args.endpoint, curve=curve_from_args(args)) as stream:
+    with moodwire.subscribe(TOPICS, args.endpoint, curve=moodwire.curve_from_args(args)) as stream:
         print(f"ros4hri_bridge: {', '.join(TOPICS)} from {args.endpoint}", file=sys.stderr, flush=True)
         try:
             while (args.count is None or mapped < args.count) and (deadline is None or time.monotonic() < deadline):
@@ -121,7 +120,7 @@ def publish_all(mapper: Ros4hriMapper, msg: moodwire.Message, sink: Sink) -> Non
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--endpoint", default=moodwire.DEFAULT_ENDPOINT, help="moodwire's public endpoint")
-    add_key_options(ap)
+    moodwire.add_key_options(ap)
     ap.add_argument("--dry-run", action="store_true", help="print the ROS messages as JSON lines instead")
     ap.add_argument("--id-prefix", default="mw_", help="prefix of the ROS4HRI face and voice ids (default %(default)s)")
     ap.add_argument("--frame-id", default="", help="header.frame_id of every message (default: empty)")

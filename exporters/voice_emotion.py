@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from exporters.face_expression_spec import LABELS
-from exporters.results import ExportResult
-from pipeline.voice.logmel import N_MELS, RECIPE
-from pipeline.voice.model import SIDECAR_KIND, sidecar_for
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.exporters.results import ExportResult
+from moodwire.pipeline.voice.logmel import N_MELS, RECIPE
+from moodwire.pipeline.voice.model import SIDECAR_KIND, sidecar_for
 
 INPUT_NAME = "logmel"
 OUTPUT_NAME = "probs"
@@ -71,7 +71,7 @@ def parity_input(frames: int, seed: int = 0) -> np.ndarray:
 def export_checked(net: VoiceEmotionNet, onnx_path: Path) -> float:
     """Export with dynamic batch and time axes; the file only appears under its name if ONNX Runtime
     matches PyTorch within ``TOLERANCE`` at every length of ``PARITY_FRAMES``. Returns that max |diff|."""
-    from exporters.onnx_export import export_parity_checked, max_abs_diff_vs_torch
+    from moodwire.exporters.onnx_export import export_parity_checked, max_abs_diff_vs_torch
 
     model = WithSoftmax(net).eval()
     axes = {INPUT_NAME: {0: "batch", 3: "frames"}, OUTPUT_NAME: {0: "batch"}}
@@ -86,7 +86,7 @@ def export_checked(net: VoiceEmotionNet, onnx_path: Path) -> float:
 def export_trained(net: VoiceEmotionNet, onnx_path: Path, training: dict[str, Any]) -> ExportResult:
     """Export a TRAINED model with its sidecar. ``training`` must say what it was trained on and how
     it scored on held-out speakers; anything else is refused, so no untrained weights get a sidecar."""
-    from exporters.onnx_export import write_sidecar
+    from moodwire.exporters.onnx_export import write_sidecar
 
     missing = [k for k in ("data_folder", "description", "epochs_run", "val_accuracy", "counts_per_class")
                if k not in training]

@@ -9,17 +9,15 @@ and renamed, so a reader (or a second exporter running at the same time) never s
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from engines.registry import ModelError, ResolvedModel
+from moodwire.engines.derived import WHISPER_MODEL_FILE as MODEL_FILE, model_parts
+from moodwire.engines.registry import ModelError, ResolvedModel
 
-MODEL_FILE = "model.bin"
-_PART = re.compile(r"^model\.bin\.part(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -34,18 +32,6 @@ class JoinResult:
     def summary(self) -> str:
         return (f"{self.directory / MODEL_FILE} joined from {len(self.parts)} parts "
                 f"({self.model_bytes / 1e6:.1f} MB, size checked), with {', '.join(self.copied)}")
-
-
-def model_parts(model: ResolvedModel) -> list[Path]:
-    """The slot's ``model.bin.partN`` files (source and companions), in part order."""
-    found = [(int(m.group(1)), p) for p in (model.path, *model.companion_paths) if (m := _PART.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def joined_size_ok(model: ResolvedModel) -> bool:
-    """True when the cached model.bin exists and is exactly as long as its parts together."""
-    joined = model.derived_path(MODEL_FILE)
-    return joined.is_file() and joined.stat().st_size == sum(p.stat().st_size for p in model_parts(model))
 
 
 def join_whisper_base(model: ResolvedModel, progress: Callable[[str], None] = print) -> JoinResult:

@@ -8,23 +8,25 @@ Three styles, one each per need (docs/client.md):
 
 Each takes ``curve=curve_keys("server.key", "client.key_secret")`` for a CURVE-secured endpoint.
 
-Messages are the dataclasses of ``pipeline.messages``; the wire format is docs/schema.md.
+Messages are the dataclasses of ``moodwire.pipeline.core.messages``; the wire format is docs/schema.md.
+The pipeline itself (``moodwire run``) lives in the subpackages: ``moodwire.pipeline``, ``moodwire.engines``,
+``moodwire.exporters`` and ``moodwire.tools`` (layers: docs/architecture.md).
 """
 
-from pipeline.config import ConfigError
-from pipeline.keys import CurveClient
-from pipeline.messages import AffectFrame, AffectUtterance, Message, ModalityInput, PersonAffect
-
-from moodwire.affect import modalities_used, top_label
 from moodwire.client import Client, on
 from moodwire.endpoint import DEFAULT_ENDPOINT
-from moodwire.keys import curve_keys
 from moodwire.latest import Latest, PersonEstimate
+from moodwire.pipeline.core.affect import modalities_used, top_label
+from moodwire.pipeline.core.client_keys import add_key_options, curve_from_args, curve_keys
+from moodwire.pipeline.core.config import ConfigError
+from moodwire.pipeline.core.keys import CurveClient
+from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance, Message, ModalityInput, PersonAffect
 from moodwire.stream import Stream, subscribe
 from moodwire.timing import age_s, wall_clock
 
 __all__ = [
     "DEFAULT_ENDPOINT", "subscribe", "Stream", "Latest", "PersonEstimate", "Client", "on",
-    "top_label", "modalities_used", "age_s", "wall_clock", "curve_keys", "CurveClient", "ConfigError",
+    "top_label", "modalities_used", "age_s", "wall_clock", "curve_keys", "add_key_options", "curve_from_args",
+    "CurveClient", "ConfigError",
     "Message", "AffectFrame", "AffectUtterance", "PersonAffect", "ModalityInput",
 ]

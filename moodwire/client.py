@@ -6,8 +6,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from pipeline.keys import CurveClient
-from pipeline.messages import Message
+from moodwire.pipeline.core.keys import CurveClient
+from moodwire.pipeline.core.messages import Message
 
 from moodwire.endpoint import DEFAULT_ENDPOINT
 from moodwire.stream import Stream
@@ -25,7 +25,7 @@ class Client:
     ``start()`` runs the same loop in a background thread. A callback's exception stops the
     client: ``run()`` raises it; after ``start()``, ``stop()`` raises it. ``curve``: keys for a
     CURVE-secured endpoint (``moodwire.curve_keys``). Extra keyword arguments go to
-    ``pipeline.bus.Subscriber``.
+    ``moodwire.pipeline.core.bus.Subscriber``.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, queue_everything: bool = False,

@@ -1,5 +1,5 @@
 """The public endpoint a client connects to by default (``bus.public`` of the config)."""
 
-from pipeline.bus import DEFAULT_PUBLIC
+from moodwire.pipeline.core.bus import DEFAULT_PUBLIC
 
 DEFAULT_ENDPOINT: str = DEFAULT_PUBLIC

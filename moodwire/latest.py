@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.bus import Subscriber
-from pipeline.keys import CurveClient
-from pipeline.messages import AffectFrame, PersonAffect
+from moodwire.pipeline.core.bus import Subscriber
+from moodwire.pipeline.core.keys import CurveClient
+from moodwire.pipeline.core.messages import AffectFrame, PersonAffect
 
-from moodwire.affect import top_label
+from moodwire.pipeline.core.affect import top_label
 from moodwire.endpoint import DEFAULT_ENDPOINT
 from moodwire.timing import age_s
 
@@ -27,7 +27,7 @@ class PersonEstimate:
 
     person: PersonAffect
     frame_index: int
-    t_capture: int  # monotonic ns (pipeline.clock.now_ns), as on the wire
+    t_capture: int  # monotonic ns (moodwire.pipeline.core.clock.now_ns), as on the wire
     age_s: float
     stale: bool
 
@@ -58,7 +58,7 @@ class Latest:
 
     A background thread (the subscriber's) receives continuously and keeps only the newest frame,
     so reading is instant and never sees an old backlog. ``curve``: keys for a CURVE-secured
-    endpoint (``moodwire.curve_keys``). Extra keyword arguments go to ``pipeline.bus.Subscriber``.
+    endpoint (``moodwire.curve_keys``). Extra keyword arguments go to ``moodwire.pipeline.core.bus.Subscriber``.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, max_age_s: float = 0.5,

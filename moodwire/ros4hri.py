@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from pipeline.messages import AffectFrame, AffectUtterance, Message, PersonAffect, Word
+from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance, Message, PersonAffect, Word
 
-from moodwire.affect import top_label
+from moodwire.pipeline.core.affect import top_label
 
 EXPRESSION_TYPE = "hri_msgs/msg/Expression"
 IDS_LIST_TYPE = "hri_msgs/msg/IdsList"

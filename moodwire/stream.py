@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any, Iterable, Iterator
 
-from pipeline.bus import Received, Subscriber
-from pipeline.keys import CurveClient
-from pipeline.messages import Message
+from moodwire.pipeline.core.bus import Received, Subscriber
+from moodwire.pipeline.core.keys import CurveClient
+from moodwire.pipeline.core.messages import Message
 
 from moodwire.endpoint import DEFAULT_ENDPOINT
 
@@ -15,13 +15,13 @@ _POLL_S = 0.25  # a blocked iteration wakes this often, so Ctrl-C and close() ar
 
 
 class Stream:
-    """Messages under one or more topic prefixes, decoded into ``pipeline.messages`` dataclasses.
+    """Messages under one or more topic prefixes, decoded into ``moodwire.pipeline.core.messages`` dataclasses.
 
     Latest-only topics (``affect.frame``) give the newest unread message when the reader falls
     behind; queued topics (``affect.utterance``) give every message in order. With
     ``queue_everything=True`` every message of every topic is queued (for logging). ``curve``: the
     keys for a CURVE-secured endpoint (``moodwire.curve_keys("server.key", "client.key_secret")``).
-    Extra keyword arguments go to ``pipeline.bus.Subscriber``.
+    Extra keyword arguments go to ``moodwire.pipeline.core.bus.Subscriber``.
     """
 
     def __init__(self, prefixes: str | Iterable[str] = "affect.", endpoint: str = DEFAULT_ENDPOINT, *,

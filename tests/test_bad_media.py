@@ -16,9 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.clock import now_ns
-from pipeline.sources import AUDIO_RATE, SourceUnavailable
-from pipeline.sources.media_file import FileAudio, FileVideo, probe_media
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.audio import AUDIO_RATE
+from moodwire.pipeline.sources import SourceUnavailable
+from moodwire.pipeline.sources.media_file import FileAudio, FileVideo, probe_media
 from tests.conftest import MOODWIRE
 
 CODECS = {"u8": "pcm_u8", "s16": "pcm_s16le", "s32": "pcm_s32le", "flt": "pcm_f32le"}
@@ -104,7 +105,7 @@ def test_random_bytes_with_a_media_name_are_refused_naming_the_file(tmp_path, da
 
 @pytest.fixture(scope="module")
 def media_bytes(tmp_path_factory) -> dict[str, bytes]:
-    from pipeline.sources.sample_clip import write_clip
+    from moodwire.pipeline.sources.sample_clip import write_clip
     from tests.conftest import tone_bursts
 
     folder = tmp_path_factory.mktemp("whole")

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pipeline.sources.spoken import espeak_available
+from moodwire.pipeline.sources.spoken import espeak_available
 from tests.conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]

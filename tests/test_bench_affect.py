@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sources.spoken import espeak_available
+from moodwire.pipeline.sources.spoken import espeak_available
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed (the clip's speech)")

@@ -11,15 +11,15 @@ import numpy as np
 import msgpack
 import pytest
 
-from pipeline.bus import BusEndpoints, Publisher, Subscriber
-from pipeline.messages import AudioChunk, VideoFrame
+from moodwire.pipeline.core.bus import BusEndpoints, Publisher, Subscriber
+from moodwire.pipeline.core.messages import AudioChunk, VideoFrame
 
 
 @pytest.fixture
 def bus(tmp_path, endpoint):
     """The proxy in its own process, as the bus node runs it."""
     endpoints = BusEndpoints.in_dir(str(tmp_path), endpoint)
-    code = ("import sys; from pipeline.bus import BusEndpoints, run_proxy; "
+    code = ("import sys; from moodwire.pipeline.core.bus import BusEndpoints, run_proxy; "
             "run_proxy(BusEndpoints(*sys.argv[1:4]))")
     proc = subprocess.Popen([sys.executable, "-c", code, *astuple(endpoints)])
     yield endpoints
@@ -36,7 +36,7 @@ def chunk(i: int) -> AudioChunk:
 
 
 def _probe():
-    from pipeline.messages import NodeStats
+    from moodwire.pipeline.core.messages import NodeStats
     return NodeStats(name="probe", pid=0)
 
 
@@ -143,9 +143,9 @@ def test_run_step_reports_a_refused_message_and_goes_on(bus, endpoint):
     """A step's BadInput costs that one message: the node says why in system.node and handles the next."""
     import threading
 
-    from pipeline.config import Config
-    from pipeline.messages import NodeStats, SpeechEvent
-    from pipeline.node import BadInput, NodeContext, run_step
+    from moodwire.pipeline.core.config import Config
+    from moodwire.pipeline.core.messages import NodeStats, SpeechEvent
+    from moodwire.pipeline.core.node import BadInput, NodeContext, run_step
 
     class OddChunksRefused:
         inputs = ("audio.chunk",)
@@ -185,7 +185,7 @@ def test_run_step_reports_a_refused_message_and_goes_on(bus, endpoint):
 
 
 def _next_report(sub, name: str, timeout: float = 10.0):
-    from pipeline.messages import NodeStats
+    from moodwire.pipeline.core.messages import NodeStats
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,7 +1,7 @@
 """examples/c/subscriber.c, written from docs/schema.md alone, decodes real affect.frame messages.
 
 It is compiled here with ``cc`` (skipped, saying what to install, where the compiler or the libzmq and
-msgpack-c headers are missing) and run against a real ``pipeline.bus.Publisher`` on a free port.
+msgpack-c headers are missing) and run against a real ``moodwire.pipeline.core.bus.Publisher`` on a free port.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.bus import Publisher
-from pipeline.clock import now_ns
-from pipeline.messages import AffectFrame, PersonAffect
+from moodwire.pipeline.core.bus import Publisher
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.messages import AffectFrame, PersonAffect
 
 SOURCE = Path(__file__).resolve().parents[1] / "examples" / "c" / "subscriber.c"
 INSTALL = "apt-get install libzmq3-dev libmsgpack-dev (tools/setup.sh does)"

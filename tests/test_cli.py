@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import zmq
 
-from pipeline.bus import Publisher, Subscriber
-from pipeline.messages import AudioChunk
+from moodwire.pipeline.core.bus import Publisher, Subscriber
+from moodwire.pipeline.core.messages import AudioChunk
 from tests import raw_client
 from tests.conftest import MOODWIRE, SYNTHETIC, free_port
 
@@ -82,7 +82,7 @@ def test_record_then_replay_keeps_messages_and_timing(start_pipeline, tmp_path):
     assert result.returncode == 0, result.stderr
     pipeline.stop()
 
-    from pipeline.recording import read_records
+    from moodwire.pipeline.runtime.recording import read_records
     records = list(read_records(rec))
     audio = [r for r in records if r.topic == "audio.chunk"]
     assert 80 <= len(audio) <= 110 and any(r.topic == "video.frame" for r in records)
@@ -155,9 +155,9 @@ def test_busy_public_endpoint_is_reported(endpoint):
 def test_listen_json_writes_a_measure_that_does_not_exist_as_null():
     import json as json_module
 
-    from pipeline.cli import format_message
-    from pipeline.messages import VoiceAffect, VoiceFeatures
-    from pipeline.wire import encode
+    from moodwire.pipeline.runtime.cli import format_message
+    from moodwire.pipeline.core.messages import VoiceAffect, VoiceFeatures
+    from moodwire.pipeline.core.wire import encode
 
     nan = float("nan")
     features = VoiceFeatures(duration_s=0.5, voiced_fraction=0.0, f0_mean_hz=nan, f0_range_st=nan, energy_db=-80.0,

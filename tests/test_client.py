@@ -1,6 +1,6 @@
 """The client library (moodwire/) and its examples, over real ZeroMQ sockets.
 
-A real ``pipeline.bus.Publisher`` binds a free port and sends real messages; the client connects
+A real ``moodwire.pipeline.core.bus.Publisher`` binds a free port and sends real messages; the client connects
 to it as it would to ``moodwire run``'s public endpoint. One slow test runs a real pipeline.
 """
 
@@ -22,9 +22,9 @@ from typing import Callable, Iterator
 import pytest
 
 import moodwire
-from pipeline.bus import Publisher
-from pipeline.clock import now_ns
-from pipeline.messages import AffectFrame, AffectUtterance, Message, ModalityInput, PersonAffect
+from moodwire.pipeline.core.bus import Publisher
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance, Message, ModalityInput, PersonAffect
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]

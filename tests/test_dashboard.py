@@ -17,15 +17,15 @@ from typing import Callable, Iterator
 
 import pytest
 
-from moodwire.affect import top_label
-from pipeline.bus import Publisher, Subscriber
-from pipeline.clock import now_ns
-from pipeline.config import ConfigError
-from pipeline.dashboard.access import Access, check_bind
-from pipeline.dashboard.run import DashboardOptions, run_dashboard, serving
-from pipeline.dashboard.server import DashboardServer
-from pipeline.dashboard.state import SERIES_S, STALE_S, TRAIL_S, DashboardState
-from pipeline.messages import (AffectFrame, AffectUtterance, FaceTracks, ModalityInput, NodeHealth, PersonAffect,
+from moodwire.pipeline.core.affect import top_label
+from moodwire.pipeline.core.bus import Publisher, Subscriber
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.config import ConfigError
+from moodwire.pipeline.dashboard.access import Access, check_bind
+from moodwire.pipeline.dashboard.run import DashboardOptions, run_dashboard, serving
+from moodwire.pipeline.dashboard.server import DashboardServer
+from moodwire.pipeline.dashboard.state import SERIES_S, STALE_S, TRAIL_S, DashboardState
+from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, FaceTracks, ModalityInput, NodeHealth, PersonAffect,
                                SystemHealth, Transcript)
 
 from tests.conftest import MOODWIRE, free_port
@@ -391,7 +391,7 @@ def check_person_matches_the_stream(shown: dict, recorder: Recorder) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_page_in_a_real_browser_shows_the_live_stream_of_a_running_pipeline(start_pipeline):
-    from pipeline.dashboard.browser import find_chromium, headless_page
+    from moodwire.pipeline.dashboard.browser import find_chromium, headless_page
 
     pytest.importorskip("playwright", reason="playwright is in the dev extra: pip install -e .[dev]")
     if find_chromium() is None:

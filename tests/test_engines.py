@@ -9,10 +9,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from engines.accelerators import onnxruntime_providers
-from engines.engine import EngineError
-from engines.loader import load_engine
-from engines.onnxruntime_backend import PREFERENCE, choose_providers
+from moodwire.engines.accelerators import onnxruntime_providers
+from moodwire.engines.engine import EngineError
+from moodwire.engines.loader import load_engine
+from moodwire.engines.onnxruntime_backend import PREFERENCE, choose_providers
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,8 @@ def test_on_a_gpu_the_engine_runs_on_cuda_or_tensorrt(softmax_model):
 
 
 def test_every_engine_the_config_allows_is_one_the_loader_knows():
-    from engines.loader import NATIVE_TENSORRT
-    from engines.onnxruntime_backend import ENGINE_PROVIDERS
-    from pipeline.config import ENGINE_CHOICES
+    from moodwire.engines.loader import NATIVE_TENSORRT
+    from moodwire.engines.onnxruntime_backend import ENGINE_PROVIDERS
+    from moodwire.pipeline.core.config import ENGINE_CHOICES
 
     assert set(ENGINE_CHOICES) == {*ENGINE_PROVIDERS, NATIVE_TENSORRT}

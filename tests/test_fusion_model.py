@@ -14,9 +14,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from engines.loader import load_engine  # noqa: E402
-from exporters.fusion import LateFusion, export_fusion, random_inputs  # noqa: E402
-from exporters.fusion_spec import (INPUT_NAMES, LABELS, MODALITIES, OUTPUT_NAMES, FusionParams,  # noqa: E402
+from moodwire.engines.loader import load_engine  # noqa: E402
+from moodwire.exporters.fusion import LateFusion, export_fusion, random_inputs  # noqa: E402
+from moodwire.pipeline.core.labels import LABELS  # noqa: E402
+from moodwire.engines.fusion_spec import (INPUT_NAMES, MODALITIES, OUTPUT_NAMES, FusionParams,  # noqa: E402
                                    FusionParamsError, blank_inputs, default_params_path, fusion_onnx,
                                    load_params)
 
@@ -253,7 +254,7 @@ def test_a_cached_export_is_found_and_run_without_torch():
     import subprocess
 
     fusion_onnx("", lambda line: None)  # into this session's cache, which the child inherits
-    code = ("import sys; from exporters.fusion_spec import fusion_onnx; from engines.loader import load_engine; "
+    code = ("import sys; from moodwire.engines.fusion_spec import fusion_onnx; from moodwire.engines.loader import load_engine; "
             "e = load_engine(fusion_onnx('', print), 'cpu'); e.warm_up(); "
             "assert 'torch' not in sys.modules, 'torch imported'; print(e.backend)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
@@ -298,9 +299,9 @@ def test_the_packaged_defaults_say_they_are_set_by_hand():
 
 def write_labelled_recording(tmp_path: Path, seconds: int = 8, fps: int = 15) -> tuple[Path, Path]:
     """Face is made uninformative (random expressions), text informative (right most of the time)."""
-    from pipeline.messages import FaceTrack, FaceTracks, HeadPose, TextAffect, VoiceAffect, VoiceFeatures
-    from pipeline.recording import RecordWriter
-    from pipeline.wire import encode
+    from moodwire.pipeline.core.messages import FaceTrack, FaceTracks, HeadPose, TextAffect, VoiceAffect, VoiceFeatures
+    from moodwire.pipeline.runtime.recording import RecordWriter
+    from moodwire.pipeline.core.wire import encode
 
     rng = np.random.default_rng(7)
     t0 = 1_000_000_000_000

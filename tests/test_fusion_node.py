@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from exporters.fusion_spec import LABELS
-from pipeline.config import Config, FusionConfig
-from pipeline.fusion.model import Estimate, FusionBatch, FusionModel
-from pipeline.fusion.step import Absence, FusionStep
-from pipeline.sources.spoken import espeak_available
-from pipeline.messages import (AffectFrame, AffectUtterance, FaceTrack, FaceTracks, HeadPose, Message, NodeHealth,
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.pipeline.core.config import Config, FusionConfig
+from moodwire.pipeline.fusion.model import Estimate, FusionBatch, FusionModel
+from moodwire.pipeline.fusion.step import Absence, FusionStep
+from moodwire.pipeline.sources.spoken import espeak_available
+from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, FaceTrack, FaceTracks, HeadPose, Message, NodeHealth,
                                SpeechEvent, SystemHealth, TextAffect, Transcript, UtteranceAudio, VideoFrame,
                                VoiceAffect, VoiceFeatures, Word)
 
@@ -38,8 +38,8 @@ IMAGE = np.zeros((4, 4, 3), np.uint8)
 
 @pytest.fixture(scope="module")
 def model(session_cache) -> FusionModel:
-    from engines.loader import load_engine
-    from exporters.fusion_spec import fusion_onnx
+    from moodwire.engines.loader import load_engine
+    from moodwire.engines.fusion_spec import fusion_onnx
 
     engine = load_engine(fusion_onnx("", progress=lambda line: None), "cpu", threads=1)
     engine.warm_up()
@@ -461,7 +461,7 @@ def assert_frame_rate(frames: list[AffectFrame], fps: float = 30.0) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_pipeline_on_the_sample_clip_gives_frames_at_frame_rate_and_one_utterance_per_sentence(start_pipeline):
-    from pipeline.sources.sample_clip import SENTENCES
+    from moodwire.pipeline.sources.sample_clip import SENTENCES
 
     pipeline = start_pipeline(*SAMPLE)
     pipeline.wait_healthy(timeout=120)
@@ -489,7 +489,7 @@ def test_killing_the_face_node_frames_go_on_without_the_face_and_it_comes_back(s
     import os
     import signal
 
-    from pipeline.clock import now_ns
+    from moodwire.pipeline.core.clock import now_ns
 
     pipeline = start_pipeline(*SAMPLE, "--set", "sources.audio=none")
     health = pipeline.wait_healthy(timeout=120)
@@ -527,9 +527,9 @@ def file_source(path, *more: str) -> list[str]:
 def with_a_sentence(clip):
     """``clip`` with one espeak-ng sentence from 0.2 s (before the face leaves), or silence where
     espeak-ng is missing; and its length in frames."""
-    from pipeline.sources import AUDIO_RATE
-    from pipeline.sources.reference_media import FPS, read_frames, write_video
-    from pipeline.sources.spoken import speak
+    from moodwire.pipeline.core.audio import AUDIO_RATE
+    from moodwire.tools.media.reference import FPS, read_frames, write_video
+    from moodwire.pipeline.sources.spoken import speak
 
     out = clip.with_name(f"{clip.stem}_spoken.mp4")
     frames = read_frames(clip, size=None)
@@ -548,7 +548,7 @@ def test_a_face_that_leaves_and_returns_in_a_running_pipeline_is_never_stale(sta
     """The real cut-away clip, looping, with the sample clip's speech: while the face is away, the
     frames carry voice/text only (no track) or nothing (valid false), never a face older than the
     time-out; when it is back, the face is used again."""
-    from pipeline.sources.reference_media import LEAVE_SPAN
+    from moodwire.tools.media.reference import LEAVE_SPAN
 
     clip, length = with_a_sentence(reference_clips["leaves_and_returns"])
     timeout_ms = FusionConfig().face_timeout_s * 1000
@@ -577,12 +577,12 @@ def test_a_face_that_leaves_and_returns_in_a_running_pipeline_is_never_stale(sta
 @pytest.mark.skipif(not espeak_available(), reason="the two-face clip's voice is made by espeak-ng")
 def test_two_faces_one_speaking_in_a_running_pipeline_the_utterances_name_the_speaking_face(
         start_pipeline, session_cache):
-    """The real two-face clip (pipeline/sources/two_faces.py: the left face speaks, the right one is
+    """The real two-face clip (tools/media/two_faces.py: the left face speaks, the right one is
     still) played through the file source with its own audio track; the track ids come from
     face.tracks, left or right by where the box is."""
-    from pipeline.bus import Subscriber
-    from pipeline.messages import FaceTracks
-    from pipeline.sources.two_faces import two_faces
+    from moodwire.pipeline.core.bus import Subscriber
+    from moodwire.pipeline.core.messages import FaceTracks
+    from moodwire.tools.media.two_faces import two_faces
 
     folder = session_cache / "reference"
     folder.mkdir(exist_ok=True)

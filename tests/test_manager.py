@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from pipeline.bus import Subscriber
-from pipeline.clock import now_ns
+from moodwire.pipeline.core.bus import Subscriber
+from moodwire.pipeline.core.clock import now_ns
 from tests.conftest import SYNTHETIC, pid_alive
 
 pytestmark = pytest.mark.slow
@@ -103,7 +103,7 @@ def test_malformed_input_does_not_crash_a_node_and_shows_in_health(start_pipelin
     pipeline = start_pipeline(*SYNTHETIC)
     before = pipeline.wait_healthy()
     [run_dir] = os.listdir(isolated_env["XDG_RUNTIME_DIR"])
-    from pipeline.bus import Publisher
+    from moodwire.pipeline.core.bus import Publisher
     intruder = Publisher(f"ipc://{isolated_env['XDG_RUNTIME_DIR']}/{run_dir}/pub.sock", "intruder")
     try:
         for _ in range(20):  # the first few may be sent before the connection is up
@@ -121,7 +121,7 @@ def test_malformed_input_does_not_crash_a_node_and_shows_in_health(start_pipelin
 def test_a_stopped_node_is_reported_stalled_not_restarted_and_recovers(start_pipeline):
     """SIGSTOP: the process is alive but silent. Health must say so (state 'stalled', rate 0) instead of
     repeating its last rate, must not restart it, and must say 'running' again after SIGCONT."""
-    from pipeline.manager import STALLED_AFTER_S
+    from moodwire.pipeline.runtime.manager import STALLED_AFTER_S
 
     pipeline = start_pipeline(*SYNTHETIC)
     before, _ = wait_for(pipeline, lambda h: all(n.alive for n in h.nodes) and node(h, "fusion").rate_hz > 0, 30)

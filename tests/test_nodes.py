@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.config import ManagerConfig
-from pipeline.manager import next_backoff
+from moodwire.pipeline.core.config import ManagerConfig
+from moodwire.pipeline.runtime.manager import next_backoff
 
 
 def test_backoff_doubles_while_a_node_keeps_crashing_and_resets_once_stable():

@@ -1,4 +1,4 @@
-"""Progress of long steps (pipeline/progress.py), TensorRT's build phases (engines/tensorrt_progress.py),
+"""Progress of long steps (pipeline/core/progress.py), TensorRT's build phases (engines/tensorrt_progress.py),
 and the commands that report through them: ``moodwire export`` and the ASR model's load and warm-up.
 
 TensorRT is not installed here: its monitor is driven with the calls TensorRT makes, through a
@@ -15,8 +15,8 @@ import types
 
 import pytest
 
-from engines.tensorrt_progress import BuildPhases, tensorrt_progress_monitor
-from pipeline.progress import LineReporting, Progress, reporting
+from moodwire.engines.tensorrt_progress import BuildPhases, tensorrt_progress_monitor
+from moodwire.pipeline.core.progress import LineReporting, Progress, reporting
 from tests.conftest import MOODWIRE
 
 
@@ -187,8 +187,8 @@ def test_moodwire_export_reports_its_progress(isolated_env, tmp_path):
 
 @pytest.mark.slow
 def test_the_asr_model_load_and_warm_up_report_their_progress():
-    from pipeline.asr.step import build_asr_step
-    from pipeline.config import Config
+    from moodwire.pipeline.asr.step import build_asr_step
+    from moodwire.pipeline.core.config import Config
 
     said: list[str] = []
     build_asr_step(Config(), progress=said.append)

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from engines import registry
-from engines.registry import ChecksumMismatch, ModelError, ModelMissing, resolve
+from moodwire.engines.registry import ChecksumMismatch, ModelError, ModelMissing, resolve
 from tests.conftest import MOODWIRE
 
 

@@ -11,7 +11,7 @@ import pytest
 
 CHILD = """
 import sys
-from pipeline.signals import stop_on_signals
+from moodwire.pipeline.core.signals import stop_on_signals
 stop = stop_on_signals()
 print("ready", flush=True)
 while not stop.wait(0.0005):  # the main thread is inside Event.wait almost all the time

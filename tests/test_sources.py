@@ -10,13 +10,14 @@ from itertools import islice
 import numpy as np
 import pytest
 
-from pipeline.clock import now_ns
-from pipeline.config import load_config
-from pipeline.sources import AUDIO_CHUNK, AUDIO_RATE, SourceUnavailable
-from pipeline.sources import microphone, webcam
-from pipeline.sources.media_file import FileAudio, FileVideo, probe_media
-from pipeline.sources.resolve import resolve_sources, with_source_file
-from pipeline.sources.synthetic import SyntheticAudio, SyntheticVideo
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.config import load_config
+from moodwire.pipeline.core.audio import AUDIO_CHUNK, AUDIO_RATE
+from moodwire.pipeline.sources import SourceUnavailable
+from moodwire.pipeline.sources import microphone, webcam
+from moodwire.pipeline.sources.media_file import FileAudio, FileVideo, probe_media
+from moodwire.pipeline.sources.resolve import resolve_sources, with_source_file
+from moodwire.pipeline.sources.synthetic import SyntheticAudio, SyntheticVideo
 
 
 def take(source, n, stop=None):
@@ -206,7 +207,7 @@ def test_microphone_source_publishes_chunks_with_adc_time(monkeypatch):
 
 def test_missing_devices_fall_back_to_the_sample_clip(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    import pipeline.sources.sample_clip as sample
+    import moodwire.pipeline.sources.sample_clip as sample
     monkeypatch.setattr(sample, "DURATION_S", 2.0)  # a short clip keeps the test quick
     config, notes = resolve_sources(load_config())
     assert (config.sources.video, config.sources.audio, config.sources.loop) == ("file", "file", True)

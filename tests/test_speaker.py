@@ -1,5 +1,5 @@
 """Active-speaker attribution: the rule on constructed series, mouth openness on real faces, and
-the two-face clip (pipeline/sources/two_faces.py: two real faces side by side, the left one
+the two-face clip (tools/media/two_faces.py: two real faces side by side, the left one
 talking; its audio is CONSTRUCTED to follow the left mouth, so these tests check attribution on
 real faces and real mouth movement, not lip-reading of real speech)."""
 
@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import Config
-from pipeline.fusion.speaker import MOTION_FULL, attribute_speaker, audio_envelope, mouth_openness
-from pipeline.messages import AudioChunk, VideoFrame
-from pipeline.sources import AUDIO_CHUNK, AUDIO_RATE
-from pipeline.sources.spoken import espeak_available
+from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.fusion.speaker import MOTION_FULL, attribute_speaker, audio_envelope, mouth_openness
+from moodwire.pipeline.core.messages import AudioChunk, VideoFrame
+from moodwire.pipeline.core.audio import AUDIO_CHUNK, AUDIO_RATE
+from moodwire.pipeline.sources.spoken import espeak_available
 
 T0 = 10**12
 FRAME_NS = 1_000_000_000 // 30
@@ -150,7 +150,7 @@ def test_mouth_openness_weights_jaw_and_lower_lip():
 
 @pytest.fixture(scope="module")
 def step(face_models):
-    from pipeline.face.step import build_face_step
+    from moodwire.pipeline.face.step import build_face_step
 
     built = build_face_step(progress=lambda line: None)
     yield built
@@ -163,8 +163,8 @@ def video_frames(images: list[np.ndarray]) -> list[VideoFrame]:
 
 
 def test_mouth_openness_on_a_real_face_tells_open_from_closed(step):
-    from pipeline.face.tracking import FaceTracker
-    from pipeline.sources.reference_media import packaged_clip, read_frames
+    from moodwire.pipeline.face.tracking import FaceTracker
+    from moodwire.tools.media.reference import packaged_clip, read_frames
 
     step.tracker = FaceTracker(step.tracker.settings)
     found = [step.analyse(f) for f in video_frames(read_frames(packaged_clip("carphone_pristine.mp4")))]
@@ -190,8 +190,8 @@ class Faces:
 
 def faces_of(step, path: Path) -> Faces:
     """The face step over every frame: two tracks, told apart by which half of the picture they are in."""
-    from pipeline.face.tracking import FaceTracker
-    from pipeline.sources.reference_media import read_frames
+    from moodwire.pipeline.face.tracking import FaceTracker
+    from moodwire.tools.media.reference import read_frames
 
     step.tracker = FaceTracker(step.tracker.settings)
     mouth: dict[int, list[tuple[int, float]]] = {}
@@ -212,8 +212,8 @@ def faces_of(step, path: Path) -> Faces:
 
 def speech_of(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, int]]]:
     """The clip's audio: its envelope, and its utterances (capture ns spans) as the VAD step finds them."""
-    from pipeline.sources.two_faces import read_audio
-    from pipeline.vad.step import build_vad_step
+    from moodwire.tools.media.two_faces import read_audio
+    from moodwire.pipeline.vad.step import build_vad_step
 
     samples = read_audio(path)
     vad = build_vad_step()
@@ -228,7 +228,7 @@ def speech_of(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, int]
 
 @pytest.fixture(scope="module")
 def clips(session_cache):
-    from pipeline.sources.two_faces import two_faces
+    from moodwire.tools.media.two_faces import two_faces
 
     folder = session_cache / "reference"
     folder.mkdir(exist_ok=True)

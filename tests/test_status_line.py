@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 
-from exporters.fusion_spec import LABELS
-from pipeline.cli import build_parser
-from pipeline.messages import AffectFrame, AffectUtterance, NodeHealth, PersonAffect, SystemHealth
-from pipeline.status_line import StatusCounts, StatusLine, utterance_summary
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.pipeline.runtime.cli import build_parser
+from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance, NodeHealth, PersonAffect, SystemHealth
+from moodwire.pipeline.runtime.status_line import StatusCounts, StatusLine, utterance_summary
 
 
 def frame(latency_ms: float, track_ids=(1,), missing=()) -> AffectFrame:

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.engine import EngineError
-from engines.loader import load_engine
-from exporters.tensorrt_build import BUILD_RECIPE, build_recipe, engine_cache_key, engine_path
+from moodwire.engines.engine import EngineError
+from moodwire.engines.loader import load_engine
+from moodwire.engines.tensorrt_build import BUILD_RECIPE, build_recipe, engine_cache_key, engine_path
 
 PROFILE = {"persons": (1, 4, 16)}
 FP16_ATOL = 5e-3  # fp16 arithmetic on values in [0, 1] and [-1, 1]
@@ -21,8 +21,8 @@ FP16_ATOL = 5e-3  # fp16 arithmetic on values in [0, 1] and [-1, 1]
 @pytest.fixture(scope="module")
 def fusion_model(tmp_path_factory) -> Path:
     pytest.importorskip("torch")
-    from exporters.fusion import export_fusion
-    from exporters.fusion_spec import default_params_path
+    from moodwire.exporters.fusion import export_fusion
+    from moodwire.engines.fusion_spec import default_params_path
 
     return export_fusion(default_params_path(), tmp_path_factory.mktemp("fusion"), lambda line: None).onnx_path
 
@@ -45,7 +45,7 @@ def test_the_cache_key_changes_with_each_of_its_inputs(tmp_path):
 
 
 def test_without_tensorrt_construction_says_why(tmp_path, monkeypatch, fusion_model):
-    from engines.tensorrt_backend import TensorRTEngine
+    from moodwire.engines.tensorrt_backend import TensorRTEngine
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError
     with pytest.raises(EngineError, match="needs the tensorrt package, which is not installed"):
@@ -56,7 +56,7 @@ def test_without_tensorrt_construction_says_why(tmp_path, monkeypatch, fusion_mo
 def test_without_a_cuda_gpu_construction_says_why(tmp_path, monkeypatch, fusion_model):
     import types
 
-    from engines.tensorrt_backend import TensorRTEngine
+    from moodwire.engines.tensorrt_backend import TensorRTEngine
 
     torch = pytest.importorskip("torch")
     monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="10.9.0"))
@@ -74,7 +74,7 @@ def test_load_engine_falls_back_to_onnxruntime_and_says_why(monkeypatch, fusion_
 
 
 def _inputs(persons: int) -> dict[str, np.ndarray]:
-    from exporters.fusion import random_inputs
+    from moodwire.exporters.fusion import random_inputs
 
     return random_inputs(persons, np.random.default_rng(100 + persons))
 
@@ -93,7 +93,7 @@ def _require_tensorrt_and_gpu():
 @pytest.mark.gpu
 def test_engine_builds_then_reloads_from_its_cache_and_matches_onnxruntime(tmp_path, fusion_model):
     trt = _require_tensorrt_and_gpu()
-    from engines.tensorrt_backend import TensorRTEngine
+    from moodwire.engines.tensorrt_backend import TensorRTEngine
 
     lines: list[str] = []
     first = TensorRTEngine(fusion_model, tmp_path / "engines", PROFILE, lines.append)
@@ -122,7 +122,7 @@ def test_engine_builds_then_reloads_from_its_cache_and_matches_onnxruntime(tmp_p
 @pytest.mark.gpu
 def test_a_batch_outside_the_profile_is_refused(tmp_path, fusion_model):
     _require_tensorrt_and_gpu()
-    from engines.tensorrt_backend import TensorRTEngine
+    from moodwire.engines.tensorrt_backend import TensorRTEngine
 
     engine = TensorRTEngine(fusion_model, tmp_path, {"persons": (1, 2, 4)})
     with pytest.raises(EngineError, match="outside the engine's profile"):
@@ -132,7 +132,7 @@ def test_a_batch_outside_the_profile_is_refused(tmp_path, fusion_model):
 @pytest.mark.gpu
 def test_a_damaged_cached_engine_is_rebuilt(tmp_path, fusion_model):
     _require_tensorrt_and_gpu()
-    from engines.tensorrt_backend import TensorRTEngine
+    from moodwire.engines.tensorrt_backend import TensorRTEngine
 
     path = TensorRTEngine(fusion_model, tmp_path, PROFILE).engine_path
     path.write_bytes(b"not an engine")
@@ -145,8 +145,8 @@ def test_the_build_profile_maps_named_dynamic_axes_to_their_sizes(fusion_model):
     """The optimisation profile TensorRT gets, checked with a stand-in network (the real one needs tensorrt)."""
     import types
 
-    from exporters.tensorrt_build import _named_profile
-    from exporters.fusion_spec import INPUT_SHAPES
+    from moodwire.engines.tensorrt_build import _named_profile
+    from moodwire.engines.fusion_spec import INPUT_SHAPES
 
     shapes: dict[str, tuple] = {}
     profile = types.SimpleNamespace(set_shape=lambda name, *s: shapes.setdefault(name, s))

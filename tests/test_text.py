@@ -16,21 +16,21 @@ import numpy as np
 import pytest
 
 from engines import registry
-from engines.registry import ModelMissing, resolve
-from exporters.face_expression_spec import LABELS
-from pipeline.config import Config
-from pipeline.messages import TextAffect, Transcript
-from pipeline.text import negation
-from pipeline.text.prototypes import PrototypeError, load_prototypes, packaged_path
+from moodwire.engines.registry import ModelMissing, resolve
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.core.messages import TextAffect, Transcript
+from moodwire.pipeline.text import negation
+from moodwire.pipeline.text.prototypes import PrototypeError, load_prototypes, packaged_path
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from exporters.minilm import CheckpointError, load_minilm  # noqa: E402
-from exporters.onnx_export import ParityError  # noqa: E402
-from exporters.text_encoder import TOLERANCE, export_minilm, parity  # noqa: E402
-from pipeline.text.step import TextStep, build_classifier, build_text_step  # noqa: E402
-from pipeline.text.tokenizer import TextTokenizer, packaged_companion, packaged_tokenizer_path  # noqa: E402
+from moodwire.exporters.minilm import CheckpointError, load_minilm  # noqa: E402
+from moodwire.exporters.onnx_export import ParityError  # noqa: E402
+from moodwire.exporters.text_encoder import TOLERANCE, export_minilm, parity  # noqa: E402
+from moodwire.pipeline.text.step import TextStep, build_classifier, build_text_step  # noqa: E402
+from moodwire.pipeline.text.tokenizer import TextTokenizer, packaged_companion, packaged_tokenizer_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = ROOT / "tools" / "data" / "text_affect_test.json"
@@ -62,7 +62,7 @@ def tokenizer() -> TextTokenizer:
 @pytest.fixture(scope="module")
 def onnx_path(session_cache) -> Path:
     """Exported once into the session cache; later tests and nodes reuse it."""
-    from engines.loader import exported
+    from moodwire.engines.loader import exported
 
     return exported("text-encoder", progress=quiet)
 
@@ -123,7 +123,7 @@ def test_tokenizer_truncates_to_128_and_pads_to_the_longest(tokenizer):
 def _tiny_checkpoint(tmp_path: Path, drop: str = "", reshape: str = "", add: str = "") -> tuple[Path, Path]:
     from safetensors.torch import save_file
 
-    from exporters.minilm import BertConfig, SentenceEncoder
+    from moodwire.exporters.minilm import BertConfig, SentenceEncoder
 
     config = dict(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                   intermediate_size=16, max_position_embeddings=16, layer_norm_eps=1e-12, hidden_act="gelu")
@@ -241,7 +241,7 @@ def test_a_transcript_with_a_note_on_its_audio_is_scored(step):
 
 
 def test_prototype_embeddings_are_cached_per_file_and_encoder(classifier, session_cache):
-    from pipeline.text.classifier import TextClassifier
+    from moodwire.pipeline.text.classifier import TextClassifier
 
     cached = list((session_cache / "moodwire" / "text").glob(f"prototypes-{classifier.prototypes.sha256[:16]}-*.npy"))
     assert len(cached) == 1
@@ -251,9 +251,9 @@ def test_prototype_embeddings_are_cached_per_file_and_encoder(classifier, sessio
 
 
 def test_text_node_publishes_text_affect_for_a_transcript_on_the_bus(onnx_path, tmp_path):
-    from pipeline.bus import BusEndpoints, Publisher, Subscriber, run_proxy
-    from pipeline.node import NodeContext
-    from pipeline.nodes import text as text_node
+    from moodwire.pipeline.core.bus import BusEndpoints, Publisher, Subscriber, run_proxy
+    from moodwire.pipeline.core.node import NodeContext
+    from moodwire.pipeline.nodes import text as text_node
 
     config = Config()
     ctx = NodeContext.for_test("text", config, tmp_path, outputs=("text.affect", "system.node"))
@@ -354,7 +354,7 @@ def test_malformed_prototypes_json_fails_the_step_before_any_model_work(tmp_path
 
 
 def test_the_text_step_runs_without_importing_torch(onnx_path, isolated_env):
-    code = ("import sys; from pipeline.text.step import build_text_step; "
+    code = ("import sys; from moodwire.pipeline.text.step import build_text_step; "
             "step = build_text_step(progress=lambda line: None); step.classifier.score('fine'); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], env=isolated_env, capture_output=True, text=True,

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.bus import Publisher
-from pipeline.messages import ENVELOPE_FIELDS, AudioChunk, Message, VideoFrame
-from pipeline.process_table import PROCESS_TABLE, REPORT_TOPIC, get_node
-from pipeline.topics import TOPICS, Policy, UnknownTopicError, get_topic
+from moodwire.pipeline.core.bus import Publisher
+from moodwire.pipeline.core.messages import ENVELOPE_FIELDS, AudioChunk, Message, VideoFrame
+from moodwire.pipeline.runtime.process_table import PROCESS_TABLE, REPORT_TOPIC, get_node
+from moodwire.pipeline.core.topics import TOPICS, Policy, UnknownTopicError, get_topic
 
 SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "schema.md"
 
@@ -52,7 +52,7 @@ def test_process_table_names_only_registered_topics_and_real_modules():
 def test_publisher_refuses_unregistered_topics_and_wrong_types(tmp_path):
     pub = Publisher(f"ipc://{tmp_path}/x.sock", "t", bind=True)
     try:
-        with pytest.raises(UnknownTopicError, match="pipeline/topics.py"):
+        with pytest.raises(UnknownTopicError, match="pipeline/core/topics.py"):
             pub.send("video.frames", AudioChunk(chunk_index=0, sample_rate=16000, samples=np.zeros(1, np.int16)))
         with pytest.raises(TypeError, match="video.frame carries VideoFrame, not AudioChunk"):
             pub.send("video.frame", AudioChunk(chunk_index=0, sample_rate=16000, samples=np.zeros(1, np.int16)))

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from engines import registry
-from engines.registry import ChecksumMismatch, ModelError, ModelMissing
-from pipeline.config import Config, VadConfig
-from pipeline.messages import AudioChunk, Message, SpeechEvent, UtteranceAudio
-from pipeline.node import BadInput
-from pipeline.sources.spoken import Span, SpokenScript, espeak_available, speak, spoken_script, write_wav
-from pipeline.vad.segmenter import Closed, Opened, Segmenter, SegmenterSettings
-from pipeline.vad.step import VadStep, build_vad_step
-from pipeline.vad.webrtc import WebrtcClassifier
+from moodwire.engines.registry import ChecksumMismatch, ModelError, ModelMissing
+from moodwire.pipeline.core.config import Config, VadConfig
+from moodwire.pipeline.core.messages import AudioChunk, Message, SpeechEvent, UtteranceAudio
+from moodwire.pipeline.core.node import BadInput
+from moodwire.pipeline.sources.spoken import Span, SpokenScript, espeak_available, speak, spoken_script, write_wav
+from moodwire.pipeline.vad.segmenter import Closed, Opened, Segmenter, SegmenterSettings
+from moodwire.pipeline.vad.step import VadStep, build_vad_step
+from moodwire.pipeline.vad.webrtc import WebrtcClassifier
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 

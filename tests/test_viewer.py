@@ -10,12 +10,12 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from exporters.fusion_spec import LABELS  # noqa: E402
-from pipeline.messages import (AffectFrame, FaceTrack, FaceTracks, HeadPose, PersonAffect,  # noqa: E402
+from moodwire.pipeline.core.labels import LABELS  # noqa: E402
+from moodwire.pipeline.core.messages import (AffectFrame, FaceTrack, FaceTracks, HeadPose, PersonAffect,  # noqa: E402
                                VideoFrame)
-from pipeline.viewer.draw import (ABSENT, BAND, BAR_H, BAR_W, GREY, LIVE, MARGIN, Overlay,  # noqa: E402
+from moodwire.pipeline.viewer.draw import (ABSENT, BAND, BAR_H, BAR_W, GREY, LIVE, MARGIN, Overlay,  # noqa: E402
                                   circumplex_centre, circumplex_point, render, track_colour)
-from pipeline.viewer.state import TRAIL_LENGTH, WAIT_NS, ViewState  # noqa: E402
+from moodwire.pipeline.viewer.state import TRAIL_LENGTH, WAIT_NS, ViewState  # noqa: E402
 
 from tests.conftest import MOODWIRE  # noqa: E402
 
@@ -25,7 +25,7 @@ PROBS = [0.05, 0.02, 0.03, 0.60, 0.10, 0.15, 0.05]
 
 @pytest.fixture(scope="module")
 def picture(reference_clips) -> np.ndarray:
-    from pipeline.sources.reference_media import read_frames
+    from moodwire.tools.media.reference import read_frames
 
     return read_frames(reference_clips["one_face"])[10]
 
@@ -144,7 +144,7 @@ def test_trails_are_short_and_forget_a_person_who_left(picture):
 
 
 def test_without_a_display_the_window_is_refused_with_the_fix(monkeypatch):
-    from pipeline.viewer.run import ViewerError, ViewOptions, make_sink
+    from moodwire.pipeline.viewer.run import ViewerError, ViewOptions, make_sink
 
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
@@ -158,7 +158,7 @@ def test_without_a_display_the_window_is_refused_with_the_fix(monkeypatch):
 def box_outlines(image: np.ndarray) -> list[tuple[int, int, int, int]]:
     """Rectangles drawn in a track colour, as (x0, y0, x1, y1): two long vertical runs of that colour
     (the box's sides; text, bars and the circumplex dot are short) joined by full rows at top and bottom."""
-    from pipeline.viewer.draw import PALETTE
+    from moodwire.pipeline.viewer.draw import PALETTE
 
     found = []
     for colour in PALETTE:

@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import Config, VoiceConfig
-from pipeline.messages import Transcript, UtteranceAudio, VoiceAffect, Word
-from pipeline.sources import AUDIO_RATE
-from pipeline.sources.spoken import Voice, espeak_available, speak, write_wav
-from pipeline.voice.arousal_rule import RULE_NAME, WEIGHTS, estimate_arousal
-from pipeline.voice.logmel import MIN_FRAMES, N_MELS, logmel
-from pipeline.voice.model import VoiceModelError, load_voice_model, read_sidecar
-from pipeline.voice.prosody import RATE_FROM_PEAKS, RATE_FROM_WORDS, prosody_features
-from pipeline.voice.step import VoiceStep, build_voice_step
-from pipeline.wire import decode, encode
+from moodwire.pipeline.core.config import Config, VoiceConfig
+from moodwire.pipeline.core.messages import Transcript, UtteranceAudio, VoiceAffect, Word
+from moodwire.pipeline.core.audio import AUDIO_RATE
+from moodwire.pipeline.sources.spoken import Voice, espeak_available, speak, write_wav
+from moodwire.pipeline.voice.arousal_rule import RULE_NAME, WEIGHTS, estimate_arousal
+from moodwire.pipeline.voice.logmel import MIN_FRAMES, N_MELS, logmel
+from moodwire.pipeline.voice.model import VoiceModelError, load_voice_model, read_sidecar
+from moodwire.pipeline.voice.prosody import RATE_FROM_PEAKS, RATE_FROM_WORDS, prosody_features
+from moodwire.pipeline.voice.step import VoiceStep, build_voice_step
+from moodwire.pipeline.core.wire import decode, encode
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 
@@ -312,7 +312,7 @@ def test_onnx_export_matches_pytorch_at_any_length_and_needs_a_training_record(t
     torch = pytest.importorskip("torch")
     import onnxruntime as ort
 
-    from exporters.voice_emotion import TOLERANCE, VoiceEmotionNet, WithSoftmax, export_checked, export_trained
+    from moodwire.exporters.voice_emotion import TOLERANCE, VoiceEmotionNet, WithSoftmax, export_checked, export_trained
 
     torch.manual_seed(0)
     net = VoiceEmotionNet().eval()
@@ -347,9 +347,9 @@ def test_voice_node_answers_on_the_bus(tmp_path):
     import threading
     import time
 
-    from pipeline.bus import Publisher, Subscriber
-    from pipeline.node import NodeContext
-    from pipeline.nodes import bus, voice
+    from moodwire.pipeline.core.bus import Publisher, Subscriber
+    from moodwire.pipeline.core.node import NodeContext
+    from moodwire.pipeline.nodes import bus, voice
 
     config = Config(voice=VoiceConfig(wait_transcript_s=0.2))
     proxy = NodeContext.for_test("bus", config, tmp_path)
@@ -376,7 +376,7 @@ def test_voice_node_answers_on_the_bus(tmp_path):
 
 
 def test_the_voice_node_imports_no_torch_and_does_no_work_at_import():
-    code = ("import sys, time; t = time.perf_counter(); import pipeline.nodes.voice, pipeline.voice.model; "
+    code = ("import sys, time; t = time.perf_counter(); import moodwire.pipeline.nodes.voice, moodwire.pipeline.voice.model; "
             "print('torch' in sys.modules, 'onnxruntime' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          cwd=Path(__file__).resolve().parents[1])

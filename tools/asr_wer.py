@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from pipeline.messages import AudioChunk, FaceTracks, SpeechEvent, Transcript  # noqa: E402
+from moodwire.pipeline.core.messages import AudioChunk, FaceTracks, SpeechEvent, Transcript  # noqa: E402
 
 SENTENCES = ROOT / "tools" / "data" / "speech_sentences.txt"
 QUICK_SENTENCES = 4
@@ -88,7 +88,7 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
 
 def moodwire_command() -> list[str]:
     script = Path(sys.executable).parent / "moodwire"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "pipeline.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "moodwire.pipeline.runtime.cli"]
 
 
 @dataclass
@@ -122,9 +122,9 @@ def run_pipeline(media: Path, sets: list[str], duration_s: float, topics: tuple[
     """``moodwire run --source media`` until the media has played and every utterance has ended and,
     with ``transcripts``, has its final transcript (or ``duration_s + grace_s`` passes); then
     SIGINT, as a user's Ctrl-C."""
-    from pipeline.bus import Subscriber
+    from moodwire.pipeline.core.bus import Subscriber
 
-    from tools.bench_bus import free_port
+    from .bench_bus import free_port
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cmd = [*moodwire_command(), "run", "--source", str(media), "--set", f"bus.public={endpoint}",
@@ -248,9 +248,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.sources.spoken import Voice, load_sentences, spoken_script, write_wav
+    from moodwire.pipeline.sources.spoken import Voice, load_sentences, spoken_script, write_wav
 
-    from tools.bench_face import announce, shown_path
+    from .bench_face import announce, shown_path
 
     args = parse_args(argv)
     sentences = load_sentences(args.sentences)[:QUICK_SENTENCES if args.quick else None]

@@ -63,11 +63,11 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from tools.asr_wer import log_tail, moodwire_command, stop_run  # noqa: E402
-from tools.bench_affect import percentiles, prepare  # noqa: E402
-from tools.bench_bus import free_port  # noqa: E402
-from tools.bench_face import run_fer, run_json_tool  # noqa: E402
-from tools.bench_speech import FPS, LEAD_S  # noqa: E402
+from .asr_wer import log_tail, moodwire_command, stop_run  # noqa: E402
+from .bench_affect import percentiles, prepare  # noqa: E402
+from .bench_bus import free_port  # noqa: E402
+from .bench_face import run_fer, run_json_tool  # noqa: E402
+from .bench_speech import FPS, LEAD_S  # noqa: E402
 
 FULL_S, QUICK_S = 30.0, 8.0  # quick: 8 s holds at least one sentence's end (they come every 7.5 s)
 WARMUP_S = 2.0
@@ -355,7 +355,7 @@ def observer_cpu() -> Any:
 
 def run_pipeline(media: Path, sets: list[str], seconds: float, clip_s: float) -> dict[str, Any]:
     """``moodwire run --source media``, watched until the window and its tail are in; then SIGINT."""
-    from pipeline.bus import Subscriber
+    from moodwire.pipeline.core.bus import Subscriber
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cmd = [*moodwire_command(), "run", "--source", str(media), "--quiet", "--set", f"bus.public={endpoint}",

@@ -1,7 +1,7 @@
 """Capture to ``affect.frame`` on the real pipeline, and the fusion call on its own.
 
 Input: the muxed clip of ``tools/bench_speech.py`` (the real one-face carphone footage of
-``pipeline/sources/reference_media.py``, 640x480 at 30 fps, with espeak-ng sentences in its
+``tools/media/reference.py``, 640x480 at 30 fps, with espeak-ng sentences in its
 audio track), long enough for ``--seconds`` of measurement after the nodes have loaded.
 
 1. Pipeline: ``moodwire run --source CLIP`` with the default nodes (face, vad, asr, voice, text,
@@ -12,7 +12,7 @@ audio track), long enough for ``--seconds`` of measurement after the nodes have 
    ``latency_ms`` (capture -> creation in the fusion node). Rate = distinct frames per second of
    capture time, against the clip's 30 fps. ``affect.utterance`` messages are counted over the
    whole run, with how many name a speaker (``speaker_track_id`` set).
-2. Fusion call: ``pipeline.fusion.model.build_fusion_model(Config())`` as the fusion node builds
+2. Fusion call: ``moodwire.pipeline.fusion.model.build_fusion_model(Config())`` as the fusion node builds
    it, ``fuse`` on a batch of P persons with face, voice and text present, P=1 and P=4, 2000
    calls each after warm-up, on CPU; where ONNX Runtime has CUDA or TensorRT is installed, the
    same ONNX through engine ``cuda`` and ``tensorrt-native`` too.
@@ -40,10 +40,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from tools.asr_wer import log_tail, moodwire_command, stop_run  # noqa: E402
-from tools.bench_bus import free_port, pct  # noqa: E402
-from tools.bench_face import announce  # noqa: E402
-from tools.bench_speech import FPS, GAP_S, LEAD_S, SENTENCES, make_media  # noqa: E402
+from .asr_wer import log_tail, moodwire_command, stop_run  # noqa: E402
+from .bench_bus import free_port, pct  # noqa: E402
+from .bench_face import announce  # noqa: E402
+from .bench_speech import FPS, GAP_S, LEAD_S, SENTENCES, make_media  # noqa: E402
 
 FULL_S, QUICK_S = 30.0, 12.0
 WARMUP_S = 2.0  # after the first affect.frame: queues and caches settle
@@ -67,8 +67,8 @@ def sentence_count(seconds: float) -> int:
 def run_pipeline(media: Path, sets: list[str], seconds: float, clip_s: float) -> dict[str, Any]:
     """``moodwire run --source media``; affect.frame and affect.utterance until the window is full
     (or the pipeline exits, or the clip plus ``GRACE_S`` passes); then SIGINT, as a user's Ctrl-C."""
-    from pipeline.bus import Subscriber
-    from pipeline.messages import AffectFrame, AffectUtterance
+    from moodwire.pipeline.core.bus import Subscriber
+    from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cmd = [*moodwire_command(), "run", "--source", str(media), "--set", f"bus.public={endpoint}",
@@ -141,8 +141,8 @@ def figures(frames: list, utterances: list, window: tuple[int, int] | None, seco
 
 def face_voice_text(t_capture: int):
     """One person's row with all three modalities present, as the node feeds them."""
-    from exporters.fusion_spec import N_CLASSES
-    from pipeline.fusion.model import Estimate
+    from moodwire.engines.fusion_spec import N_CLASSES
+    from moodwire.pipeline.fusion.model import Estimate
 
     rng = np.random.default_rng(0)
     row = []
@@ -155,7 +155,7 @@ def face_voice_text(t_capture: int):
 
 def time_fuse(model, persons: int, calls: int) -> dict[str, Any]:
     """``fuse`` per call (batch built once, as a frame's batch is built once), µs."""
-    from pipeline.fusion.model import FusionBatch
+    from moodwire.pipeline.fusion.model import FusionBatch
 
     batch = FusionBatch([face_voice_text(0) for _ in range(persons)])
     for _ in range(50):
@@ -171,7 +171,7 @@ def time_fuse(model, persons: int, calls: int) -> dict[str, Any]:
 
 def gpu_engines() -> tuple[list[str], str]:
     """Engines to time beside CPU, and why none when none."""
-    from engines.accelerators import nvidia_gpus, onnxruntime_providers, tensorrt_version
+    from moodwire.engines.accelerators import nvidia_gpus, onnxruntime_providers, tensorrt_version
 
     engines = []
     if "CUDAExecutionProvider" in (onnxruntime_providers() or []):
@@ -187,10 +187,10 @@ def gpu_engines() -> tuple[list[str], str]:
 
 
 def time_fusion(calls: int) -> dict[str, Any]:
-    from engines.loader import load_engine
-    from exporters.fusion_spec import fusion_onnx
-    from pipeline.config import Config
-    from pipeline.fusion.model import FusionModel, build_fusion_model
+    from moodwire.engines.loader import load_engine
+    from moodwire.engines.fusion_spec import fusion_onnx
+    from moodwire.pipeline.core.config import Config
+    from moodwire.pipeline.fusion.model import FusionModel, build_fusion_model
 
     quiet = lambda line: None  # noqa: E731
     config = Config()

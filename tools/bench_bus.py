@@ -1,8 +1,8 @@
 """What the bus adds: latency and throughput through the real proxy, between real processes.
 
-Three processes (spawn start method): the proxy (``pipeline.bus.run_proxy``), a
-publisher (``pipeline.bus.Publisher`` on ``internal_pub``) and a subscriber
-(``pipeline.bus.Subscriber``), on two paths:
+Three processes (spawn start method): the proxy (``moodwire.pipeline.core.bus.run_proxy``), a
+publisher (``moodwire.pipeline.core.bus.Publisher`` on ``internal_pub``) and a subscriber
+(``moodwire.pipeline.core.bus.Subscriber``), on two paths:
 
   ipc  publisher -> proxy -> subscriber on ``internal_sub`` (how nodes talk)
   tcp  publisher -> proxy -> subscriber on the public endpoint (how clients listen)
@@ -47,8 +47,8 @@ IDLE_S = 3.0                  # subscriber gives up this long after the last mes
 
 
 def make_message(kind: str, index: int, image: np.ndarray | None = None):
-    from pipeline.clock import now_ns
-    from pipeline.messages import AudioChunk, VideoFrame
+    from moodwire.pipeline.core.clock import now_ns
+    from moodwire.pipeline.core.messages import AudioChunk, VideoFrame
     if kind == "frame":
         return "video.frame", VideoFrame(frame_index=index, width=640, height=480, fps_nominal=30.0,
                                          image=image, t_capture=now_ns())
@@ -61,7 +61,7 @@ def make_image() -> np.ndarray:
 
 
 def wire_bytes(kind: str) -> int:
-    from pipeline.wire import encode
+    from moodwire.pipeline.core.wire import encode
     topic, msg = make_message(kind, 0, make_image())
     return sum(len(memoryview(f).cast("B")) for f in encode(topic, msg))
 
@@ -74,16 +74,16 @@ def index_of(msg) -> int:
 
 
 def proxy_main(endpoints, hwm: int) -> None:
-    from pipeline.bus import run_proxy
-    from pipeline.signals import stop_on_signals
+    from moodwire.pipeline.core.bus import run_proxy
+    from moodwire.pipeline.core.signals import stop_on_signals
 
     run_proxy(endpoints, hwm=hwm, stop=stop_on_signals())  # Bench.close terminates it with SIGTERM
 
 
 def publisher_main(conn, endpoints, ev, hwm: int) -> None:
     """Commands: (kind, n, rate_hz or None) -> reply with what was sent and when."""
-    from pipeline.bus import Publisher
-    from pipeline.clock import now_ns
+    from moodwire.pipeline.core.bus import Publisher
+    from moodwire.pipeline.core.clock import now_ns
     pub = Publisher(endpoints.internal_pub, "bench", hwm=hwm)
     image = make_image()
     while (cmd := conn.recv()) is not None:
@@ -118,8 +118,8 @@ def publisher_main(conn, endpoints, ev, hwm: int) -> None:
 
 def subscriber_main(conn, ev, hwm: int) -> None:
     """Commands: (endpoint, topic) -> reply with one row per measured message."""
-    from pipeline.bus import Subscriber
-    from pipeline.clock import now_ns
+    from moodwire.pipeline.core.bus import Subscriber
+    from moodwire.pipeline.core.clock import now_ns
     while (cmd := conn.recv()) is not None:
         endpoint, topic = cmd
         rows, base, final, error, ended = [], None, None, "", False
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import zmq
 
-    from pipeline.bus import DEFAULT_HWM, BusEndpoints
+    from moodwire.pipeline.core.bus import DEFAULT_HWM, BusEndpoints
     hwm = DEFAULT_HWM if args.hwm is None else args.hwm
     t_start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="moodwire-bench-") as tmp:

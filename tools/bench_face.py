@@ -1,11 +1,11 @@
 """What the face path costs per frame, beside a peer: the ``fer`` package on the same frames.
 
-Input: the real one-face 640x480 clip of ``pipeline/sources/reference_media.py``
+Input: the real one-face 640x480 clip of ``tools/media/reference.py``
 (``carphone_640x480``, 360 frames at 30 fps; ``--quick`` uses the first 60).
 
-moodwire: the face node's step object (``pipeline.face.step.build_face_step``),
+moodwire: the face node's step object (``moodwire.pipeline.face.step.build_face_step``),
 driven through the node interface (``step.process("video.frame", frame)``, as
-``pipeline.node.run_step`` does), frames fed back to back so the fps is what it
+``moodwire.pipeline.core.node.run_step`` does), frames fed back to back so the fps is what it
 sustains, not what the camera gives. Per frame it reports the step's own stage
 timings (``landmarks_ms``, ``expression_ms`` over frames with a face,
 ``total_ms``) and ``node_ms``, the wall time of the whole call as measured here.
@@ -91,15 +91,15 @@ def shown_path(path: Path) -> str:
 
 def clip_path() -> Path:
     """The reference clip (made once into the user cache)."""
-    from pipeline.paths import cache_dir
-    from pipeline.sources.reference_media import carphone_640x480
+    from moodwire.pipeline.core.paths import cache_dir
+    from .media.reference import carphone_640x480
 
     return carphone_640x480(cache_dir() / "reference")
 
 
 def load_frames(count: int) -> list[np.ndarray]:
     """The first ``count`` frames of the reference clip."""
-    from pipeline.sources.reference_media import read_frames
+    from .media.reference import read_frames
 
     frames = read_frames(clip_path())[:count]
     if len(frames) < count:
@@ -122,8 +122,8 @@ def summary(values_ms: list[float]) -> dict[str, float]:
 def video_frame(index: int, image: np.ndarray, t_capture: int | None = None):
     """A VideoFrame as capture would publish it, stamped now unless ``t_capture`` is given (the step's
     tracker reads t_capture)."""
-    from pipeline.clock import now_ns
-    from pipeline.messages import VideoFrame
+    from moodwire.pipeline.core.clock import now_ns
+    from moodwire.pipeline.core.messages import VideoFrame
 
     height, width = image.shape[:2]
     return VideoFrame(frame_index=index, width=width, height=height, fps_nominal=30.0,
@@ -138,7 +138,7 @@ def face_tracks(step, frame):
 
 def run_moodwire(frames: list[np.ndarray]) -> dict[str, Any]:
     """Build the face step, warm it on frame 0 (untimed, as fer is), then time every frame back to back."""
-    from pipeline.face.step import build_face_step
+    from moodwire.pipeline.face.step import build_face_step
 
     t0 = time.perf_counter()
     step = build_face_step(progress=lambda line: print(line, file=sys.stderr))
@@ -279,10 +279,10 @@ def run_pipeline(clip: Path, seconds: float) -> dict[str, Any]:
     """The face node as it really runs: ``moodwire run --source clip`` (video source, bus, face node as
     processes), observed on the public endpoint: the rate of ``face.tracks`` in capture time, frames it
     skipped (``frame_index`` gaps) and capture-to-arrival latency."""
-    from pipeline.bus import Subscriber
-    from pipeline.clock import now_ns
+    from moodwire.pipeline.core.bus import Subscriber
+    from moodwire.pipeline.core.clock import now_ns
 
-    from tools.bench_bus import free_port
+    from .bench_bus import free_port
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cmd = [str(Path(sys.executable).parent / "moodwire"), "run", "--source", str(clip), "--duration", str(seconds),

@@ -7,7 +7,7 @@ Input: sentences of about 5 s each (espeak-ng, en-us, 140 wpm), with 2.5 s pause
 
 1. ``audio``: the speech as a WAV; audio source, VAD, ASR.
 2. ``video+asr``: the same speech muxed (PCM, lossless) into a Matroska file with the real
-   one-face footage of ``pipeline/sources/reference_media.py`` (carphone, 640x480, 30 fps,
+   one-face footage of ``tools/media/reference.py`` (carphone, 640x480, 30 fps,
    played forward and backward for as long as the speech lasts); face node on as well.
 3. ``video, no asr``: the same file with ``nodes.asr=false``.
 
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from tools.asr_wer import Collected, log_tail, run_pipeline  # noqa: E402
+from .asr_wer import Collected, log_tail, run_pipeline  # noqa: E402
 
 SENTENCES = (  # each about 5 s at 140 wpm (4.4 to 5.4 s)
     "I was thinking we could go for a long walk by the river this afternoon.",
@@ -62,8 +62,8 @@ BASE_SETS = ["nodes.voice=false", "nodes.text=false", "nodes.fusion=false"]
 
 def make_media(count: int) -> tuple[Path, Path, list, float]:
     """(wav, mkv with the face video, sentence spans, seconds), made once into the user cache."""
-    from pipeline.paths import cache_dir
-    from pipeline.sources.spoken import Voice, spoken_script, write_wav
+    from moodwire.pipeline.core.paths import cache_dir
+    from moodwire.pipeline.sources.spoken import Voice, spoken_script, write_wav
 
     script = spoken_script(list(SENTENCES[:count]), gap_s=GAP_S, lead_s=LEAD_S, voice=Voice(speed_wpm=WPM))
     key = hashlib.sha256(script.samples.tobytes()).hexdigest()[:12]
@@ -79,8 +79,8 @@ def make_media(count: int) -> tuple[Path, Path, list, float]:
 
 def face_frames() -> list[np.ndarray]:
     """The carphone face, forward then backward (no jump when repeated)."""
-    from pipeline.paths import cache_dir
-    from pipeline.sources.reference_media import carphone_640x480, read_frames
+    from moodwire.pipeline.core.paths import cache_dir
+    from .media.reference import carphone_640x480, read_frames
 
     forward = read_frames(carphone_640x480(cache_dir() / "reference"))[:120]
     return forward + forward[::-1]
@@ -200,7 +200,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tools.bench_face import announce
+    from .bench_face import announce
 
     args = parse_args(argv)
     count = QUICK_COUNT if args.quick else len(SENTENCES)

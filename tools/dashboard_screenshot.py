@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.bus import DEFAULT_PUBLIC  # noqa: E402
-from pipeline.dashboard.browser import headless_page  # noqa: E402
-from pipeline.dashboard.run import DashboardOptions, serving  # noqa: E402
+from moodwire.pipeline.core.bus import DEFAULT_PUBLIC  # noqa: E402
+from moodwire.pipeline.dashboard.browser import headless_page  # noqa: E402
+from moodwire.pipeline.dashboard.run import DashboardOptions, serving  # noqa: E402
 
 
 

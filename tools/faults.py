@@ -13,7 +13,7 @@ process, observed on the public endpoint by one subscriber that is never restart
 
 Run B (not with ``--quick``): video from a webcam that is a fake device (``FakeCapture``: the
 ``cv2.VideoCapture`` interface over the same clip, paced like a camera; the real
-``pipeline.sources.webcam.Webcam`` reads it), audio from the clip's WAV, not looping. The camera is
+``moodwire.pipeline.sources.webcam.Webcam`` reads it), audio from the clip's WAV, not looping. The camera is
 unplugged (``read()`` fails, as OpenCV's does when a V4L2 device goes away; reopening fails) for
 ``UNPLUG_S``, then plugged back; then the audio file ends.
 
@@ -61,10 +61,10 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
-from tools.asr_wer import log_tail, moodwire_command  # noqa: E402
-from tools.bench_bus import free_port  # noqa: E402
-from tools.bench_face import announce  # noqa: E402
-from tools.bench_speech import FPS, SENTENCES, make_media  # noqa: E402
+from .asr_wer import log_tail, moodwire_command  # noqa: E402
+from .bench_bus import free_port  # noqa: E402
+from .bench_face import announce  # noqa: E402
+from .bench_speech import FPS, SENTENCES, make_media  # noqa: E402
 
 KILL_ORDER = ("face", "vad", "asr", "voice", "text", "fusion", "video_source", "audio_source", "bus")
 QUICK_KILLS = ("face", "fusion", "bus")
@@ -118,7 +118,7 @@ class Monitor:
     """Every message on the public endpoint, kept as ``Seen``; ``system.health`` kept whole."""
 
     def __init__(self, endpoint: str) -> None:
-        from pipeline.bus import Subscriber
+        from moodwire.pipeline.core.bus import Subscriber
 
         self.sub = Subscriber(endpoint, [""], queue_everything=True, queue_limit=100_000)
         self.seen: list[Seen] = []
@@ -128,7 +128,7 @@ class Monitor:
         self._thread.start()
 
     def _loop(self) -> None:
-        from pipeline.messages import SystemHealth
+        from moodwire.pipeline.core.messages import SystemHealth
 
         while not self._stop.is_set():
             got = self.sub.recv(timeout=0.1)
@@ -379,7 +379,7 @@ def wait_face_back(mon: Monitor, since: int) -> None:
 
 def output_topic(node: str) -> str:
     """The topic (prefix) whose flow says the node is doing its job again."""
-    from pipeline.process_table import get_node
+    from moodwire.pipeline.runtime.process_table import get_node
 
     outputs = get_node(node).outputs
     return outputs[0] if outputs else "affect.frame"
@@ -458,7 +458,7 @@ def bus_subscribers_back(ev: Event, mon: Monitor, back: int | None) -> None:
     """After the proxy restarts (at ``back``), every node's sockets must have reconnected by themselves:
     each node reports again (its PUB), face and fusion publish (their SUBs get frames), and the manager
     still hears every node's reports (its SUB) once a node that went silent would be called stalled."""
-    from pipeline.manager import STALLED_AFTER_S
+    from moodwire.pipeline.runtime.manager import STALLED_AFTER_S
 
     if back is None:
         ev.checks["subscribers_reconnected"] = False
@@ -547,7 +547,7 @@ def flood_worker(address: str, flood_s: float, rate: float, conn: Any) -> None:
     sends back (sent, refused by its own HWM)."""
     import zmq
 
-    from pipeline.bus import MAX_FRAME_BYTES
+    from moodwire.pipeline.core.bus import MAX_FRAME_BYTES
 
     ctx = zmq.Context()
     rogue = ctx.socket(zmq.PUB)
@@ -591,7 +591,7 @@ def flood(run: Run, mon: Monitor, flood_s: float = FLOOD_S, rate: float = FLOOD_
     worker.join(5)
     ev.extra.update(sent=sent, refused_by_own_hwm=dropped, rate_per_s=round(sent / flood_s))
 
-    def reported(h: Any) -> bool:  # a node's own report of what it refused (pipeline/wire.py's words)
+    def reported(h: Any) -> bool:  # a node's own report of what it refused (pipeline/core/wire.py's words)
         return any("not valid msgpack" in n.last_error or "exceeds" in n.last_error for n in h.nodes)
 
     wait_face_back(mon, t1)
@@ -616,7 +616,7 @@ def flood(run: Run, mon: Monitor, flood_s: float = FLOOD_S, rate: float = FLOOD_
 def events_lost(mon: Monitor, t0: int, t1: int) -> dict[str, int]:
     """Per topic/publisher, messages of event (queued) topics lost in [t0, t1): seq gaps, as
     tools/soak.py counts them; only those that lost any."""
-    from tools.soak import event_losses, event_topics
+    from .soak import event_losses, event_topics
 
     gaps = event_losses(mon.topic("", t0, t1), event_topics())
     return {name: g.lost for name, g in gaps.items() if g.lost}
@@ -663,9 +663,9 @@ class FakeCapture:
 
 
 def install_fake_camera(path: str, unplugged_flag: str) -> None:
-    """Make ``pipeline.sources.webcam`` find ``FakeCapture`` as camera device (this process only); the
+    """Make ``moodwire.pipeline.sources.webcam`` find ``FakeCapture`` as camera device (this process only); the
     real ``open_camera`` and ``Webcam`` run on it, so unplugged it fails as a real camera does."""
-    from pipeline.sources import webcam
+    from moodwire.pipeline.sources import webcam
 
     webcam.camera_device = lambda index: FakeCapture(path, unplugged_flag)
 
@@ -724,7 +724,7 @@ def unplug_camera(run: Run, mon: Monitor, flag: Path, unplug_s: float = UNPLUG_S
 def file_ends(run: Run, mon: Monitor, clip_s: float, started: float) -> Event:
     """Wait for the (non-looping) audio file to end: its node is finished, not restarted, and the run
     goes on with video; after the speech hold, affect.frame says voice and text are missing."""
-    from pipeline.config import FusionConfig
+    from moodwire.pipeline.core.config import FusionConfig
 
     ev = Event("audio file ends", "audio_source")
     before = mon.latest_health()

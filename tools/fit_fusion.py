@@ -5,7 +5,7 @@
     python tools/fit_fusion.py session.mwrec labels.csv --out my_fusion.json
     moodwire run --set fusion.params=my_fusion.json
 
-Recording: a ``.mwrec`` file (pipeline/recording.py) holding ``face.tracks``, ``voice.affect`` and
+Recording: a ``.mwrec`` file (pipeline/runtime/recording.py) holding ``face.tracks``, ``voice.affect`` and
 ``text.affect`` (other topics are ignored). Labels: a CSV with the header ``start_s,end_s,label``,
 one row per span, times in seconds from the recording's earliest capture time (the smallest
 ``t_capture`` of those three topics: for a live recording, about its first message), ``label`` one
@@ -46,9 +46,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from exporters.fusion_spec import (INPUT_NAMES, LABELS, MODALITIES, FusionParams,  # noqa: E402
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.engines.fusion_spec import (INPUT_NAMES, MODALITIES, FusionParams,  # noqa: E402
                                    default_params_path, load_params, save_params)
-from pipeline.fusion.model import Estimate, FusionBatch  # noqa: E402
+from moodwire.pipeline.fusion.model import Estimate, FusionBatch  # noqa: E402
 
 TOPICS = ("face.tracks", "voice.affect", "text.affect")
 GRID_S = 0.1  # time step when the recording has no video
@@ -127,9 +128,9 @@ def read_labels(path: Path) -> list[LabelSpan]:
 
 def read_stream(path: Path) -> Stream:
     """The valid face, voice and text estimates of a recording."""
-    from pipeline.fusion.state import face_estimate, text_estimate, voice_estimate
-    from pipeline.recording import RecordingError, read_records
-    from pipeline.wire import WireError, decode
+    from moodwire.pipeline.fusion.state import face_estimate, text_estimate, voice_estimate
+    from moodwire.pipeline.runtime.recording import RecordingError, read_records
+    from moodwire.pipeline.core.wire import WireError, decode
 
     messages = []
     try:
@@ -217,7 +218,7 @@ def fit(data: Dataset, start: FusionParams, steps: int = 300, lr: float = 0.05) 
     """Adam on the log-reliabilities and log-temperatures, minimising the labels' mean NLL."""
     import torch
 
-    from exporters.fusion import LateFusion
+    from moodwire.exporters.fusion import LateFusion
 
     model = LateFusion(start)
     initial = [p.detach().clone() for p in (model.log_reliability, model.log_temperature)]
@@ -247,7 +248,7 @@ def fit(data: Dataset, start: FusionParams, steps: int = 300, lr: float = 0.05) 
 def fitted_params(result: FitResult, data: Dataset, recording: Path, labels: Path, start_path: Path,
                   steps: int, lr: float) -> FusionParams:
     """The fit's parameters with their provenance: never mistakable for hand-set values."""
-    from engines.registry import sha256_of
+    from moodwire.engines.registry import sha256_of
 
     record = {
         "tool": "tools/fit_fusion.py",

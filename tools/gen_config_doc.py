@@ -1,11 +1,11 @@
-"""Write docs/config.md from the config schema (pipeline/config.py).
+"""Write docs/config.md from the config schema (pipeline/core/config.py).
 
     python tools/gen_config_doc.py
 """
 
 from pathlib import Path
 
-from pipeline.config import schema_markdown
+from moodwire.pipeline.core.config import schema_markdown
 
 if __name__ == "__main__":
     target = Path(__file__).resolve().parents[1] / "docs" / "config.md"

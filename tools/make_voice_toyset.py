@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.sources import AUDIO_RATE  # noqa: E402
-from pipeline.sources.spoken import Voice, resample_linear, speak, write_wav  # noqa: E402
+from moodwire.pipeline.core.audio import AUDIO_RATE, resample_linear  # noqa: E402
+from moodwire.pipeline.sources.spoken import Voice, speak, write_wav  # noqa: E402
 
 # RAVDESS emotion code -> (name in RAVDESS, espeak-ng speed wpm, pitch 0-99, amplitude 0-200)
 SETTINGS: dict[str, tuple[str, int, int, int]] = {

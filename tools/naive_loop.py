@@ -8,7 +8,7 @@ valence/arousal rule on the frame; then the fusion model. To be the SAME models 
 and post-processing, it loads them with the project's own builders (``build_face_step``,
 ``build_vad_step``, ``build_asr_step``, ``build_voice_step``, ``build_text_step``,
 ``build_fusion_step``) and calls their ``process`` directly, each output handed to the steps that
-consume its topic in pipeline/process_table.py. What it does NOT do, as a hand-written loop would
+consume its topic in pipeline/runtime/process_table.py. What it does NOT do, as a hand-written loop would
 not: no processes, no bus, no partial or speculative ASR decodes (the ASR step's ``idle`` is never
 called, so it decodes once, on the utterance's final piece, and the video waits meanwhile).
 
@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from tools.bench_face import video_frame  # noqa: E402
-from tools.fer_baseline import peak_rss_mb  # noqa: E402
+from .bench_face import video_frame  # noqa: E402
+from .fer_baseline import peak_rss_mb  # noqa: E402
 
 FPS = 30
 FRAME_NS = 1_000_000_000 // FPS
@@ -62,12 +62,12 @@ STEP_NODES = ("face", "vad", "asr", "voice", "text", "fusion")  # in process-tab
 
 def build_steps(config) -> dict[str, Any]:
     """Every model the pipeline runs, loaded by the project's own builders (warmed up)."""
-    from pipeline.asr.step import build_asr_step
-    from pipeline.face.step import build_face_step
-    from pipeline.fusion.step import build_fusion_step
-    from pipeline.text.step import build_text_step
-    from pipeline.vad.step import build_vad_step
-    from pipeline.voice.step import build_voice_step
+    from moodwire.pipeline.asr.step import build_asr_step
+    from moodwire.pipeline.face.step import build_face_step
+    from moodwire.pipeline.fusion.step import build_fusion_step
+    from moodwire.pipeline.text.step import build_text_step
+    from moodwire.pipeline.vad.step import build_vad_step
+    from moodwire.pipeline.voice.step import build_voice_step
 
     quiet = lambda line: print(line, file=sys.stderr)  # noqa: E731
     return {"face": build_face_step(config, quiet), "vad": build_vad_step(config),
@@ -77,7 +77,7 @@ def build_steps(config) -> dict[str, Any]:
 
 def consumers(names: tuple[str, ...]) -> dict[str, list[str]]:
     """topic -> the named nodes that take it, from the process table (one place for that fact)."""
-    from pipeline.process_table import get_node
+    from moodwire.pipeline.runtime.process_table import get_node
 
     routes: dict[str, list[str]] = {}
     for name in names:
@@ -113,7 +113,7 @@ class Loop:
 
     def _stamp(self, topic: str, msg: Any, source: str) -> Any:
         """The envelope Publisher.send would fill, so consumers see what they would on the bus."""
-        from pipeline.clock import now_ns
+        from moodwire.pipeline.core.clock import now_ns
 
         msg.seq = self.seq.get(topic, 0)
         self.seq[topic] = msg.seq + 1
@@ -150,14 +150,14 @@ class Media:
             capture.release()
 
     def chunk(self, k: int) -> np.ndarray:
-        from pipeline.sources import AUDIO_CHUNK
+        from moodwire.pipeline.core.audio import AUDIO_CHUNK
 
         begin = round(self.start_s * 16000) + k * AUDIO_CHUNK
         return self.audio[begin:begin + AUDIO_CHUNK]
 
 
 def audio_chunk(index: int, samples: np.ndarray, t_capture: int):
-    from pipeline.messages import AudioChunk
+    from moodwire.pipeline.core.messages import AudioChunk
 
     return AudioChunk(chunk_index=index, sample_rate=16000, samples=samples, t_capture=t_capture)
 
@@ -178,7 +178,7 @@ class Tally:
     rss_mb: list[float] = field(default_factory=list)
 
     def seen(self, topic: str, msg: Any) -> None:
-        from pipeline.clock import now_ns
+        from moodwire.pipeline.core.clock import now_ns
 
         if topic == "affect.frame":
             self.affect_frames += 1
@@ -198,7 +198,7 @@ class Tally:
 
 def summary(values: list[float]) -> dict[str, Any]:
     """p50/p99/max in ms (tools/bench_bus.py's, as the other benchmarks) and how many."""
-    from tools.bench_bus import pct
+    from .bench_bus import pct
 
     return {**pct(np.asarray(values, dtype=np.float64)), "n": len(values)}
 
@@ -223,7 +223,7 @@ def report(tally: Tally, frames: int, wall_s: float, cpu_s: float) -> dict[str, 
 
 def fast_pass(steps: dict[str, Any], media: Media, seconds: float) -> dict[str, Any]:
     """Frames back to back; the steps' clocks follow media time (see module docstring)."""
-    from pipeline.clock import now_ns
+    from moodwire.pipeline.core.clock import now_ns
 
     tally, base = Tally(), now_ns()
     virtual = {"now": base}
@@ -250,7 +250,7 @@ def fast_pass(steps: dict[str, Any], media: Media, seconds: float) -> dict[str, 
 
 def feed_audio(loop: Loop, media: Media, chunk: int, t0: int, now: int) -> int:
     """Every 20 ms chunk whose last sample is due by ``now``; returns the next chunk index."""
-    from pipeline.sources import AUDIO_CHUNK
+    from moodwire.pipeline.core.audio import AUDIO_CHUNK
 
     chunk_ns = AUDIO_CHUNK * 1_000_000_000 // 16000
     while t0 + (chunk + 1) * chunk_ns <= now:
@@ -264,7 +264,7 @@ def feed_audio(loop: Loop, media: Media, chunk: int, t0: int, now: int) -> int:
 
 def paced_pass(steps: dict[str, Any], media: Media, seconds: float) -> dict[str, Any]:
     """Real time at 30 fps; a late loop takes the newest due frame and drops the rest."""
-    from pipeline.clock import now_ns
+    from moodwire.pipeline.core.clock import now_ns
 
     tally = Tally()
     loop, count, chunk, handled = Loop(steps, tally.seen), round(seconds * FPS), 0, 0
@@ -317,8 +317,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.config import load_config
-    from pipeline.sources.spoken import read_wav
+    from moodwire.pipeline.core.config import load_config
+    from moodwire.pipeline.sources.spoken import read_wav
 
     args = parse_args(argv)
     rate, audio = read_wav(args.wav)

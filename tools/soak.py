@@ -12,7 +12,7 @@ starts once the pipeline is steady (every node running, the face in ``affect.fra
   The total is a sum of RSS, so libraries shared between processes count once per process.
 - **Lost events.** On every queued topic (``audio.chunk``, ``speech.*``, ``voice.affect``,
   ``text.affect``, ``affect.utterance``), per publisher, ``seq`` counts up by one per message
-  (pipeline/bus.py ``Publisher``): a jump is that many messages lost, a step back is a restarted
+  (pipeline/core/bus.py ``Publisher``): a jump is that many messages lost, a step back is a restarted
   publisher. Fails on any loss.
 - **Dropped frames.** ``video.frame``: frame indices missing from the range the source went through
   (late frames the source skipped, or lost on the way). ``face.tracks`` and ``affect.frame``: share of
@@ -42,9 +42,9 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
-from tools.bench_face import announce  # noqa: E402
-from tools.bench_speech import SENTENCES, make_media  # noqa: E402
-from tools.faults import LOAD_TIMEOUT_S, Monitor, Run, Seen, node_of, wait_steady  # noqa: E402
+from .bench_face import announce  # noqa: E402
+from .bench_speech import SENTENCES, make_media  # noqa: E402
+from .faults import LOAD_TIMEOUT_S, Monitor, Run, Seen, node_of, wait_steady  # noqa: E402
 
 GROWTH_LIMIT = 0.05
 FRAME_TOPICS = ("video.frame", "face.tracks", "affect.frame")
@@ -136,7 +136,7 @@ def event_losses(records: Iterable[Seen], topics: Iterable[str]) -> dict[str, Se
 
 def event_topics() -> list[str]:
     """Queued topics of the registry, the manager's and nodes' reports aside."""
-    from pipeline.topics import TOPICS, Policy
+    from moodwire.pipeline.core.topics import TOPICS, Policy
 
     return [name for name, spec in TOPICS.items() if spec.policy is Policy.QUEUED and not name.startswith("system.")]
 

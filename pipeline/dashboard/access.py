@@ -1,7 +1,7 @@
 """Who may reach the dashboard: loopback by default, beyond it only when asked, and then with a token.
 
 The page shows people's emotions and what they said (docs/security.md: personal data), over
-plain HTTP with no login. So, like the public bus endpoint (``pipeline.keys``):
+plain HTTP with no login. So, like the public bus endpoint (``moodwire.pipeline.core.keys``):
 
 - binding to anything but a loopback address is refused unless ``--allow-remote`` is given;
 - with ``--allow-remote`` every request needs a random token (in the URL printed at start, then a
@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs
 
-from pipeline.config import ConfigError
-from pipeline.keys import is_local_endpoint
+from moodwire.pipeline.core.config import ConfigError
+from moodwire.pipeline.core.keys import is_local_endpoint
 
 COOKIE = "moodwire_dashboard"
 
 
 def is_loopback_host(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 (bracketed or not) and localhost: the bus's rule (``pipeline.keys``).
+    """True for 127.0.0.0/8, ::1 (bracketed or not) and localhost: the bus's rule (``moodwire.pipeline.core.keys``).
 
     Anything but a bare address or ``localhost`` (a host name, a URL fragment) is not loopback.
     """

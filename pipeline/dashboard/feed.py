@@ -10,10 +10,10 @@ import json
 import threading
 from typing import Any
 
-from pipeline.bus import Subscriber
-from pipeline.clock import now_ns
-from pipeline.dashboard.state import TOPICS, DashboardState
-from pipeline.keys import CurveClient
+from moodwire.pipeline.core.bus import Subscriber
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.dashboard.state import TOPICS, DashboardState
+from moodwire.pipeline.core.keys import CurveClient
 
 QUEUE_LIMIT = 1000  # messages waiting in the subscriber: about 15 s of every topic at their rates
 

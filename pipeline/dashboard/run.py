@@ -9,11 +9,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, TextIO
 
-from pipeline.config import ConfigError
-from pipeline.keys import CurveClient
+from moodwire.pipeline.core.config import ConfigError
+from moodwire.pipeline.core.keys import CurveClient
 
 if TYPE_CHECKING:
-    from pipeline.dashboard.server import DashboardServer
+    from moodwire.pipeline.dashboard.server import DashboardServer
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -43,9 +43,9 @@ def run_dashboard(options: DashboardOptions, stop: threading.Event, out: TextIO 
 @contextmanager
 def serving(options: DashboardOptions) -> Iterator["DashboardServer"]:
     """The dashboard served (and subscribed to the stream) for the ``with`` block; closed after it."""
-    from pipeline.dashboard.access import Access
-    from pipeline.dashboard.feed import Feed
-    from pipeline.dashboard.server import DashboardServer
+    from moodwire.pipeline.dashboard.access import Access
+    from moodwire.pipeline.dashboard.feed import Feed
+    from moodwire.pipeline.dashboard.server import DashboardServer
 
     access = Access.for_bind(options.host, options.allow_remote)  # before anything binds or connects
     feed = Feed(options.endpoint, options.curve).start()

@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Callable
 from urllib.parse import urlsplit
 
-from pipeline.dashboard.access import Access
+from moodwire.pipeline.dashboard.access import Access
 
 PUSH_HZ = 4.0
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -37,7 +37,7 @@ SECURITY_HEADERS = {
 
 def load_static() -> dict[str, tuple[bytes, str]]:
     """The page's files, shipped as package data: name -> (content, content type)."""
-    folder = resources.files("pipeline.dashboard") / "static"
+    folder = resources.files("moodwire.pipeline.dashboard") / "static"
     files = {}
     for item in folder.iterdir():
         suffix = "." + item.name.rsplit(".", 1)[-1]

@@ -13,8 +13,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from moodwire.affect import modalities_used, top_label
-from pipeline.messages import (AffectFrame, AffectUtterance, FaceTracks, Message, ModalityInput, PersonAffect,
+from moodwire.pipeline.core.affect import modalities_used, top_label
+from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, FaceTracks, Message, ModalityInput, PersonAffect,
                                SystemHealth, TextAffect, Transcript, VoiceAffect)
 
 VIEW_VERSION = 1

@@ -6,12 +6,9 @@ use, so the mapping is written down instead of learnt, and named
 (``RULE_NAME``) so every message says which rule produced its numbers.
 
 1. Base: each expression class sits at a point of Russell's (1980) circumplex
-   of affect (``CIRCUMPLEX``); the face's point is the probability-weighted
-   mean of those points. The placements are the usual ones in affective
-   computing and keep Russell's layout: happy pleasant and fairly active;
-   surprise very active and near-neutral in valence; anger, fear and disgust
-   unpleasant and active (disgust the least active); sadness unpleasant and
-   deactivated; neutral at the origin. They are design choices, not measurements.
+   of affect (``CIRCUMPLEX`` of pipeline/core/labels.py, where the placements
+   and their reasons are written down); the face's point is the
+   probability-weighted mean of those points.
 2. Nudge: a softmax over seven classes says *which* expression, not how
    strong: a faint and a broad smile both come out "happy". A few blendshapes
    (scores in [0, 1]) add a bounded term (``BLENDSHAPE_WEIGHTS``): smiles raise
@@ -28,20 +25,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from moodwire.pipeline.core.labels import CIRCUMPLEX, LABELS
+
 RULE_NAME = "circumplex-v1"
-
-EXPRESSIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-
-# (valence, arousal) of each class, rows in EXPRESSIONS order.
-CIRCUMPLEX = np.array([
-    [-0.6, 0.7],   # angry
-    [-0.7, 0.3],   # disgust
-    [-0.6, 0.6],   # fear
-    [0.8, 0.5],    # happy
-    [-0.7, -0.4],  # sad
-    [0.2, 0.8],    # surprise
-    [0.0, 0.0],    # neutral
-])
 
 # blendshape name -> (valence weight, arousal weight); pairs are split left/right
 # so a symmetric expression gets the full weight and a one-sided one half.
@@ -81,7 +67,7 @@ def blendshape_weight_matrix(names: Sequence[str]) -> np.ndarray:
 
 def circumplex_point(probs: np.ndarray) -> np.ndarray:
     """(N,2) probability-weighted class positions; rows are renormalised, all-zero rows give (0, 0)."""
-    probs = np.clip(np.asarray(probs, dtype=np.float64).reshape(-1, len(EXPRESSIONS)), 0.0, None)
+    probs = np.clip(np.asarray(probs, dtype=np.float64).reshape(-1, len(LABELS)), 0.0, None)
     total = probs.sum(axis=1, keepdims=True)
     weights = np.divide(probs, total, out=np.zeros_like(probs), where=total > 0)
     return weights @ CIRCUMPLEX

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.engine import Engine
-from exporters.face_expression_spec import LABELS, preprocess
+from moodwire.engines.engine import Engine
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.engines.face_expression_spec import preprocess
 
 
 class ExpressionModel:

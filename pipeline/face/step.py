@@ -8,21 +8,19 @@ A frame without a face gives a message with ``faces: []``; it is not skipped.
 
 from __future__ import annotations
 
-import sys
-from typing import Callable
 
 import numpy as np
 
-from engines.engine import Stopwatch
-from pipeline.config import Config
-from pipeline.face.affect_rule import RULE_NAME, valence_arousal
-from pipeline.face.alignment import aligned_crop, face_box, landmarks_to_pixels
-from pipeline.face.expression import ExpressionModel
-from pipeline.face.head_pose import head_pose_degrees
-from pipeline.face.landmarker import Landmarker, RawFace
-from pipeline.face.tracking import FaceTracker, TrackerSettings
-from pipeline.messages import FaceTrack, FaceTracks, HeadPose, Message, VideoFrame
-from pipeline.node import Outputs
+from moodwire.engines.engine import Stopwatch
+from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.face.affect_rule import RULE_NAME, valence_arousal
+from moodwire.pipeline.face.alignment import aligned_crop, face_box, landmarks_to_pixels
+from moodwire.pipeline.face.expression import ExpressionModel
+from moodwire.pipeline.face.head_pose import head_pose_degrees
+from moodwire.pipeline.face.landmarker import Landmarker, RawFace
+from moodwire.pipeline.face.tracking import FaceTracker, TrackerSettings
+from moodwire.pipeline.core.messages import FaceTrack, FaceTracks, HeadPose, Message, VideoFrame
+from moodwire.pipeline.core.node import Outputs
 
 CROP_SIZE = 64
 
@@ -95,15 +93,14 @@ def _head_pose(matrix: np.ndarray) -> HeadPose:
     return HeadPose(yaw=yaw, pitch=pitch, roll=roll)
 
 
-def build_face_step(config: Config | None = None,
-                    progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> FaceStep:
-    """Load the checked models (exporting the expression ONNX first if the cache lacks it) and warm up."""
-    from engines.loader import exported, load_engine
-    from engines.registry import resolve
+def build_face_step(config: Config | None = None) -> FaceStep:
+    """Load the checked models (the expression ONNX as ``moodwire export`` made it) and warm up."""
+    from moodwire.engines.loader import exported, load_engine
+    from moodwire.engines.registry import resolve
 
     config = config or Config()
     landmarks_model = resolve("face-landmarker", config.models.face_landmarker)
-    onnx_path = exported("face-expression", config.models.face_expression, progress)
+    onnx_path = exported("face-expression", config.models.face_expression)
     engine = load_engine(onnx_path, config.face.engine, config.face.threads)
     engine.warm_up()
     landmarker = Landmarker(landmarks_model.path, config.face.max_faces)

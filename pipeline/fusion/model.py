@@ -1,4 +1,4 @@
-"""The adapter between fusion's estimates and the fusion model (exporters/fusion_spec.py is the contract).
+"""The adapter between fusion's estimates and the fusion model (engines/fusion_spec.py is the contract).
 
 The model is an ONNX file run through the engine interface; this module only builds its
 inputs and reads its outputs. No fusion arithmetic lives here: what the weights are and how
@@ -12,15 +12,14 @@ arousal and its weight count. Its class row is left at zeros, which the model ne
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import numpy as np
 
-from engines.engine import Engine
-from exporters.fusion_spec import LABELS, MODALITIES, N_CLASSES, blank_inputs
-from pipeline.config import Config
+from moodwire.engines.engine import Engine
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.engines.fusion_spec import MODALITIES, N_CLASSES, blank_inputs
+from moodwire.pipeline.core.config import Config
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ class FusionBatch:
     rows: list[Row] = field(default_factory=list)
 
     def feeds(self) -> dict[str, np.ndarray]:
-        """The model inputs (exporters/fusion_spec.py), absent modalities left at zeros."""
+        """The model inputs (engines/fusion_spec.py), absent modalities left at zeros."""
         x = blank_inputs(len(self.rows))
         for i, row in enumerate(self.rows):
             for m, est in enumerate(row):
@@ -118,13 +117,12 @@ class FusionModel:
         return FusionResult(*self.engine.run(batch.feeds()))
 
 
-def build_fusion_model(config: Config | None = None,
-                       progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> FusionModel:
-    """The model for ``fusion.params`` (exported first when the cache lacks it), loaded and warmed up."""
-    from engines.loader import load_engine
-    from exporters.fusion_spec import fusion_onnx
+def build_fusion_model(config: Config | None = None) -> FusionModel:
+    """The model for ``fusion.params`` (as ``moodwire export fusion`` made it), loaded and warmed up."""
+    from moodwire.engines.loader import load_engine
+    from moodwire.engines.fusion_spec import fusion_onnx
 
     config = config or Config()
-    engine = load_engine(fusion_onnx(config.fusion.params, progress), config.fusion.engine, threads=1)
+    engine = load_engine(fusion_onnx(config.fusion.params), config.fusion.engine, threads=1)
     engine.warm_up()
     return FusionModel(engine)

@@ -26,7 +26,7 @@ The rule (``attribute_speaker``), per utterance span [t_start, t_end]:
    still face, a frozen picture, detector jitter) cannot reach a high score from a chance
    correlation of tiny noise. A series with no variance scores 0.
    The frame-to-frame change of openness was tried as a second correlate (max of the two) and
-   dropped: on the two-face clip (pipeline/sources/two_faces.py) it scored the silent face
+   dropped: on the two-face clip (tools/media/two_faces.py) it scored the silent face
    higher than the speaking one in places, and a max of two correlations gives every silent
    face two chances.
 4. Decision. No candidate: ``None``. Best score < ``min_score``: ``None``. Best minus second
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.levels import frame_rms
+from moodwire.pipeline.core.audio import frame_rms
 
 MIN_COVERAGE = 0.6  # share of the utterance a track must be seen for to be a candidate
 MAX_FRAME_GAP_NS = 250_000_000  # a longer gap between a track's frames counts as not seen

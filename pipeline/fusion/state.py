@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from exporters.fusion_spec import LABELS
-from pipeline.fusion.model import Estimate
-from pipeline.fusion.speaker import OPENNESS_WEIGHTS, audio_envelope, mouth_openness
-from pipeline.messages import (FaceTrack, FaceTracks, SpeechEvent, SystemHealth, TextAffect, Transcript,
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.pipeline.fusion.model import Estimate
+from moodwire.pipeline.fusion.speaker import OPENNESS_WEIGHTS, audio_envelope, mouth_openness
+from moodwire.pipeline.core.messages import (FaceTrack, FaceTracks, SpeechEvent, SystemHealth, TextAffect, Transcript,
                                UtteranceAudio, VoiceAffect)
 
 CHANCE = 1.0 / len(LABELS)

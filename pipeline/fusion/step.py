@@ -32,20 +32,19 @@ from ``system.health`` when the step receives it. Work is due both on messages a
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from engines.engine import Stopwatch
-from pipeline.clock import now_ns
-from pipeline.config import Config, FusionConfig
-from pipeline.fusion.frame import FrameInputs, Slot, Smoother, build_frame
-from pipeline.fusion.model import Estimate, FusionModel
-from pipeline.fusion.state import FaceState, Liveness, SpeechState, Utterance
-from pipeline.fusion.utterance import Context, build_utterance
-from pipeline.messages import (AffectUtterance, FaceTracks, Message, SpeechEvent, SystemHealth, TextAffect, Transcript,
+from moodwire.engines.engine import Stopwatch
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.config import Config, FusionConfig
+from moodwire.pipeline.fusion.frame import FrameInputs, Slot, Smoother, build_frame
+from moodwire.pipeline.fusion.model import Estimate, FusionModel
+from moodwire.pipeline.fusion.state import FaceState, Liveness, SpeechState, Utterance
+from moodwire.pipeline.fusion.utterance import Context, build_utterance
+from moodwire.pipeline.core.messages import (AffectUtterance, FaceTracks, Message, SpeechEvent, SystemHealth, TextAffect, Transcript,
                                UtteranceAudio, VideoFrame, VoiceAffect)
-from pipeline.node import Outputs
+from moodwire.pipeline.core.node import Outputs
 
 NS = 1_000_000_000
 MAX_PENDING = 64  # video frames waiting for their face.tracks (about 2 s at 30 fps)
@@ -253,10 +252,9 @@ class FusionStep:
         return msg
 
 
-def build_fusion_step(config: Config | None = None,
-                      progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> FusionStep:
-    """The step with the fusion model loaded (exported first if the cache lacks it) and warmed up."""
-    from pipeline.fusion.model import build_fusion_model
+def build_fusion_step(config: Config | None = None) -> FusionStep:
+    """The step with the fusion model loaded (as ``moodwire export fusion`` made it) and warmed up."""
+    from moodwire.pipeline.fusion.model import build_fusion_model
 
     config = config or Config()
-    return FusionStep(build_fusion_model(config, progress), config.fusion, Absence.from_config(config))
+    return FusionStep(build_fusion_model(config), config.fusion, Absence.from_config(config))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-from pipeline.asr.step import build_asr_step
-from pipeline.node import NodeContext, run_step
+from moodwire.pipeline.asr.step import build_asr_step
+from moodwire.pipeline.core.node import NodeContext, run_step
 
 POLL_S = 0.05  # idle() (where partials are decoded) runs after this long without input
 

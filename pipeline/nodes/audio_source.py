@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from pipeline.node import NodeContext, Source, run_source
+from moodwire.pipeline.core.node import NodeContext, Source, run_source
 
 
 def make_audio_source(ctx: NodeContext) -> Source:
     src = ctx.config.sources
     if src.audio == "mic":
-        from pipeline.sources.microphone import Microphone
+        from moodwire.pipeline.sources.microphone import Microphone
         return Microphone(src.mic)
     if src.audio == "file":
-        from pipeline.sources.media_file import FileAudio, probe_media
+        from moodwire.pipeline.sources.media_file import FileAudio, probe_media
         return FileAudio(probe_media(src.file), ctx.t0_ns, src.pace == "realtime", src.loop)
     if src.audio == "synthetic":
-        from pipeline.sources.synthetic import SyntheticAudio
+        from moodwire.pipeline.sources.synthetic import SyntheticAudio
         return SyntheticAudio(ctx.t0_ns)
     raise ValueError(f"sources.audio = {src.audio!r} has no audio source")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline.bus import run_proxy
-from pipeline.keys import server_curve
-from pipeline.node import NodeContext
+from moodwire.pipeline.core.bus import run_proxy
+from moodwire.pipeline.core.keys import server_curve
+from moodwire.pipeline.core.node import NodeContext
 
 
 def main(ctx: NodeContext) -> int:

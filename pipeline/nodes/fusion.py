@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from pipeline.fusion.step import build_fusion_step
-from pipeline.node import NodeContext, run_step
+from moodwire.pipeline.fusion.step import build_fusion_step
+from moodwire.pipeline.core.node import NodeContext, run_step
 
 
 def main(ctx: NodeContext) -> int:

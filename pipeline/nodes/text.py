@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.node import NodeContext, run_step
-from pipeline.text.step import build_text_step
+from moodwire.pipeline.core.node import NodeContext, run_step
+from moodwire.pipeline.text.step import build_text_step
 
 
 def main(ctx: NodeContext) -> int:

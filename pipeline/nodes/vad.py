@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.node import NodeContext, run_step
-from pipeline.vad.step import build_vad_step
+from moodwire.pipeline.core.node import NodeContext, run_step
+from moodwire.pipeline.vad.step import build_vad_step
 
 
 def main(ctx: NodeContext) -> int:

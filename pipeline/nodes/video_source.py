@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from pipeline.node import NodeContext, Source, run_source
+from moodwire.pipeline.core.node import NodeContext, Source, run_source
 
 
 def make_video_source(ctx: NodeContext) -> Source:
     src = ctx.config.sources
     if src.video == "webcam":
-        from pipeline.sources.webcam import Webcam
+        from moodwire.pipeline.sources.webcam import Webcam
         return Webcam(src.camera, src.width, src.height, src.fps)
     if src.video == "file":
-        from pipeline.sources.media_file import FileVideo, probe_media
+        from moodwire.pipeline.sources.media_file import FileVideo, probe_media
         return FileVideo(probe_media(src.file), ctx.t0_ns, src.pace == "realtime", src.loop)
     if src.video == "synthetic":
-        from pipeline.sources.synthetic import SyntheticVideo
+        from moodwire.pipeline.sources.synthetic import SyntheticVideo
         return SyntheticVideo(src.width, src.height, src.fps, ctx.t0_ns)
     raise ValueError(f"sources.video = {src.video!r} has no video source")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.node import NodeContext, run_step
-from pipeline.voice.step import build_voice_step
+from moodwire.pipeline.core.node import NodeContext, run_step
+from moodwire.pipeline.voice.step import build_voice_step
 
 
 def main(ctx: NodeContext) -> int:

@@ -1,7 +1,6 @@
-"""Sources of ``video.frame`` and ``audio.chunk``: devices, media files, synthetic signals."""
+"""Sources of ``video.frame`` and ``audio.chunk``: devices, media files, synthetic signals.
 
-AUDIO_RATE = 16000
-AUDIO_CHUNK = 320  # 20 ms at 16 kHz, a frame size webrtcvad accepts
+The audio format they deliver (rate, chunk size) is the bus's: ``moodwire.pipeline.core.audio``."""
 
 
 class SourceUnavailable(RuntimeError):

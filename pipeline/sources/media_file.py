@@ -27,10 +27,11 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.clock import now_ns
-from pipeline.messages import AudioChunk, Message, VideoFrame
-from pipeline.sources import AUDIO_CHUNK, AUDIO_RATE, SourceUnavailable
-from pipeline.sources.pacing import wait_until
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.messages import AudioChunk, Message, VideoFrame
+from moodwire.pipeline.core.audio import AUDIO_CHUNK, AUDIO_RATE
+from moodwire.pipeline.sources import SourceUnavailable
+from moodwire.pipeline.sources.pacing import wait_until
 
 LATE_DROP_S = 0.5  # in real time, a video frame this late is skipped rather than sent
 

@@ -12,9 +12,10 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.clock import now_ns
-from pipeline.messages import AudioChunk, Message
-from pipeline.sources import AUDIO_CHUNK, AUDIO_RATE, SourceUnavailable
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.messages import AudioChunk, Message
+from moodwire.pipeline.core.audio import AUDIO_CHUNK, AUDIO_RATE
+from moodwire.pipeline.sources import SourceUnavailable
 
 
 def _sounddevice():

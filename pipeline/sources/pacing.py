@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from pipeline.clock import now_ns
+from moodwire.pipeline.core.clock import now_ns
 
 
 def wait_until(t_ns: int, stop: threading.Event) -> bool:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipeline.config import Config
-from pipeline.sources import SourceUnavailable
-from pipeline.sources.media_file import MediaInfo, probe_media
+from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.sources import SourceUnavailable
+from moodwire.pipeline.sources.media_file import MediaInfo, probe_media
 
 
 def with_source_file(config: Config, path: str) -> Config:
@@ -43,8 +43,8 @@ def resolve_sources(config: Config) -> tuple[Config, list[str]]:
 
 
 def _missing_devices(config: Config) -> dict[str, str]:
-    from pipeline.sources.microphone import check_microphone
-    from pipeline.sources.webcam import open_camera
+    from moodwire.pipeline.sources.microphone import check_microphone
+    from moodwire.pipeline.sources.webcam import open_camera
 
     src = config.sources
     missing = {}
@@ -66,7 +66,7 @@ def _fall_back(src, missing: dict[str, str], notes: list[str]):
     if "file" in (src.video, src.audio):
         notes.append(f"moodwire: {'; '.join(missing.values())}; that path stays idle")
         return dataclasses.replace(src, **{kind: "none" for kind in missing})
-    from pipeline.sources.sample_clip import clip_path
+    from moodwire.pipeline.sources.sample_clip import clip_path
 
     what = " and ".join({"video": "no camera", "audio": "no microphone"}[k] for k in missing)
     notes.append(f"moodwire: {what} found; using the sample clip {clip_path()} (looping) for "
@@ -81,7 +81,7 @@ def _use_sample_clip(src):
     if "file" in (src.video, src.audio):
         raise SourceUnavailable("sources: 'sample' and 'file' cannot be mixed (there is one file slot); "
                                 "use one of them for both video and audio")
-    from pipeline.sources.sample_clip import ensure_sample_clip
+    from moodwire.pipeline.sources.sample_clip import ensure_sample_clip
 
     swap = {"sample": "file"}
     return dataclasses.replace(src, file=str(ensure_sample_clip()), loop=True,

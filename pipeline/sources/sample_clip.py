@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.paths import cache_dir
-from pipeline.sources import AUDIO_RATE
-from pipeline.sources.spoken import espeak_available, speak
+from moodwire.pipeline.core.paths import cache_dir
+from moodwire.pipeline.core.audio import AUDIO_RATE
+from moodwire.pipeline.sources.spoken import espeak_available, speak
 
 CLIP_NAME = "sample_v2.mp4"  # v2: the audio carries its timestamp (v1 played 64 ms late)
 DURATION_S = 12.0

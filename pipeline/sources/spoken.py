@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.sources import AUDIO_RATE
+from moodwire.pipeline.core.audio import AUDIO_RATE, resample_linear
 
 
 class EspeakMissing(RuntimeError):
@@ -61,14 +61,6 @@ def speak(sentence: str, voice: Voice = Voice()) -> np.ndarray:
         subprocess.run(["espeak-ng", *voice.args(), "-w", str(wav), sentence], check=True, capture_output=True)
         rate, samples = read_wav(wav)
     return resample_linear(samples, rate, AUDIO_RATE)
-
-
-def resample_linear(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Linear interpolation: enough for espeak-ng's band-limited speech."""
-    if rate == target:
-        return samples.astype(np.int16, copy=False)
-    positions = np.arange(0, samples.size, rate / target)
-    return np.interp(positions, np.arange(samples.size), samples).astype(np.int16)
 
 
 def spoken_script(sentences: list[str], gap_s: float = 1.5, lead_s: float = 0.5,

@@ -13,9 +13,9 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.messages import AudioChunk, Message, VideoFrame
-from pipeline.sources import AUDIO_CHUNK, AUDIO_RATE
-from pipeline.sources.pacing import elapsed_index, wait_until
+from moodwire.pipeline.core.messages import AudioChunk, Message, VideoFrame
+from moodwire.pipeline.core.audio import AUDIO_CHUNK, AUDIO_RATE
+from moodwire.pipeline.sources.pacing import elapsed_index, wait_until
 
 SQUARE = 48
 

@@ -12,9 +12,9 @@ import sys
 import threading
 from typing import Iterator
 
-from pipeline.clock import now_ns
-from pipeline.messages import Message, VideoFrame
-from pipeline.sources import SourceUnavailable
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.messages import Message, VideoFrame
+from moodwire.pipeline.sources import SourceUnavailable
 
 FIX = "connect one, set sources.camera, or run on a file with --source FILE"
 

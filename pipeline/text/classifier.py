@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.text import negation
-from pipeline.text.encoder import SentenceEmbedder
-from pipeline.text.prototypes import PrototypeSet
+from moodwire.pipeline.text import negation
+from moodwire.pipeline.text.encoder import SentenceEmbedder
+from moodwire.pipeline.text.prototypes import PrototypeSet
 
 METHOD = "prototype-similarity-v1"
 TOP_K = 3

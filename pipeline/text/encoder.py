@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engines.engine import Engine
-from pipeline.text.tokenizer import TextTokenizer
+from moodwire.engines.engine import Engine
+from moodwire.pipeline.text.tokenizer import TextTokenizer
 
 
 class SentenceEmbedder:

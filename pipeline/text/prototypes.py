@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from exporters.face_expression_spec import LABELS
+from moodwire.pipeline.core.labels import LABELS
 
 
 class PrototypeError(ValueError):
@@ -51,7 +51,7 @@ class PrototypeSet:
 
 
 def packaged_path() -> Path:
-    return Path(str(resources.files("pipeline.text") / "prototypes.json"))
+    return Path(str(resources.files("moodwire.pipeline.text") / "prototypes.json"))
 
 
 def load_prototypes(path: str | Path = "") -> PrototypeSet:

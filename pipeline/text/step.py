@@ -8,16 +8,11 @@ call). A transcript that is empty, failed, or itself not valid still gets a
 
 from __future__ import annotations
 
-import sys
-from typing import Callable
-
-from engines.engine import Stopwatch
-from pipeline.config import Config
-from pipeline.messages import Message, TextAffect, Transcript
-from pipeline.node import Outputs
-from pipeline.text.classifier import TextClassifier
-
-Progress = Callable[[str], None]
+from moodwire.engines.engine import Stopwatch
+from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.core.messages import Message, TextAffect, Transcript
+from moodwire.pipeline.core.node import Outputs
+from moodwire.pipeline.text.classifier import TextClassifier
 
 
 class TextStep:
@@ -65,20 +60,19 @@ def _problem(msg: Transcript) -> str:
     return ""
 
 
-def build_classifier(config: Config | None = None, progress: Progress = print,
-                     negation_rule: bool = True) -> tuple[TextClassifier, str]:
-    """Checked encoder (exported to ONNX first if the cache lacks it), tokenizer and prototypes;
+def build_classifier(config: Config | None = None, negation_rule: bool = True) -> tuple[TextClassifier, str]:
+    """Checked encoder (the ONNX ``moodwire export`` made), tokenizer and prototypes;
     returns the classifier and what the encoder runs on."""
-    from engines.loader import exported, load_engine
-    from engines.registry import sha256_of
-    from pipeline.paths import cache_dir
-    from pipeline.text.encoder import SentenceEmbedder
-    from pipeline.text.prototypes import load_prototypes
-    from pipeline.text.tokenizer import TextTokenizer, packaged_tokenizer_path
+    from moodwire.engines.loader import exported, load_engine
+    from moodwire.engines.registry import sha256_of
+    from moodwire.pipeline.core.paths import cache_dir
+    from moodwire.pipeline.text.encoder import SentenceEmbedder
+    from moodwire.pipeline.text.prototypes import load_prototypes
+    from moodwire.pipeline.text.tokenizer import TextTokenizer, packaged_tokenizer_path
 
     config = config or Config()
     prototypes = load_prototypes(config.text.prototypes)  # first: a bad file fails before any model work
-    onnx_path = exported("text-encoder", config.models.text_encoder, progress)
+    onnx_path = exported("text-encoder", config.models.text_encoder)
     engine = load_engine(onnx_path, config.text.engine, config.text.threads)
     engine.warm_up()
     embedder = SentenceEmbedder(engine, TextTokenizer(packaged_tokenizer_path()), sha256_of(onnx_path))
@@ -86,10 +80,9 @@ def build_classifier(config: Config | None = None, progress: Progress = print,
     return classifier, engine.backend
 
 
-def build_text_step(config: Config | None = None,
-                    progress: Progress = lambda line: print(line, file=sys.stderr)) -> TextStep:
+def build_text_step(config: Config | None = None) -> TextStep:
     """The step with its models loaded and warmed up (one sentence scored), ready for the first transcript."""
     config = config or Config()
-    classifier, backend = build_classifier(config, progress)
+    classifier, backend = build_classifier(config)
     classifier.score("Warming up the text encoder.")
     return TextStep(classifier, backend, config.text.partials)

@@ -45,7 +45,7 @@ def packaged_tokenizer_path() -> Path:
 
 def packaged_companion(filename: str) -> Path:
     """A checked companion file of the packaged text-encoder slot, by its file name."""
-    from engines.registry import resolve
+    from moodwire.engines.registry import resolve
 
     for path in resolve("text-encoder").companion_paths:
         if path.name == filename:

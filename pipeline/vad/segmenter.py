@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from pipeline.config import VadConfig
-from pipeline.vad import SAMPLE_RATE
+from moodwire.pipeline.core.config import VadConfig
+from moodwire.pipeline.vad import SAMPLE_RATE
 
 
 @dataclass(frozen=True)

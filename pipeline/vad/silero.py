@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.engine import Engine
-from pipeline.vad import SAMPLE_RATE
+from moodwire.engines.engine import Engine
+from moodwire.pipeline.vad import SAMPLE_RATE
 
 WINDOW = 512
 CONTEXT = 64
@@ -63,8 +63,8 @@ def load_silero(override: str = "", threshold: float = 0.5) -> SileroClassifier:
     """The checked ``vad-silero`` model on ONNX Runtime's CPU provider (one thread: a window costs
     well under a millisecond, a GPU would only add transfers). A file that does not follow the
     v5/v6 interface is refused with ModelError naming it."""
-    from engines.loader import load_engine
-    from engines.registry import ModelError, resolve
+    from moodwire.engines.loader import load_engine
+    from moodwire.engines.registry import ModelError, resolve
 
     model = resolve("vad-silero", override)
     expects = ("inputs input [1, N] float32, state [2, 1, 128] float32, sr int64; "

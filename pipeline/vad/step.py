@@ -18,12 +18,12 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from pipeline.clock import now_ns
-from pipeline.config import Config
-from pipeline.messages import AudioChunk, Message, SpeechEvent, UtteranceAudio
-from pipeline.node import BadInput
-from pipeline.vad import SAMPLE_RATE
-from pipeline.vad.segmenter import SILENCE, Closed, Opened, Segmenter, SegmenterSettings
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.core.messages import AudioChunk, Message, SpeechEvent, UtteranceAudio
+from moodwire.pipeline.core.node import BadInput
+from moodwire.pipeline.vad import SAMPLE_RATE
+from moodwire.pipeline.vad.segmenter import SILENCE, Closed, Opened, Segmenter, SegmenterSettings
 
 NS_PER_SAMPLE = 1e9 / SAMPLE_RATE
 Output = tuple[str, Message]
@@ -200,11 +200,11 @@ def build_vad_step(config: Config | None = None) -> VadStep:
     vad = config.vad
     classifier: FrameClassifier
     if vad.backend == "silero":
-        from pipeline.vad.silero import load_silero
+        from moodwire.pipeline.vad.silero import load_silero
 
         classifier = load_silero(config.models.vad_silero, vad.silero_threshold)
     else:
-        from pipeline.vad.webrtc import WebrtcClassifier
+        from moodwire.pipeline.vad.webrtc import WebrtcClassifier
 
         classifier = WebrtcClassifier(vad.aggressiveness)
     return VadStep(classifier, SegmenterSettings.from_config(vad), round(vad.piece_s * SAMPLE_RATE))

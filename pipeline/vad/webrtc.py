@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.vad import SAMPLE_RATE
+from moodwire.pipeline.vad import SAMPLE_RATE
 
 FRAME_SAMPLES = 480  # 30 ms
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from moodwire.affect import top_label
-from pipeline.messages import AffectFrame, FaceTracks, PersonAffect
+from moodwire.pipeline.core.affect import top_label
+from moodwire.pipeline.core.messages import AffectFrame, FaceTracks, PersonAffect
 
 CIRCUMPLEX = 150  # side of the circumplex panel
 MARGIN = 8

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from pipeline.clock import now_ns
+from moodwire.pipeline.core.clock import now_ns
 
 if TYPE_CHECKING:
-    from pipeline.keys import CurveClient
+    from moodwire.pipeline.core.keys import CurveClient
 
 TOPICS = ["video.frame", "face.tracks", "affect.frame", "speech.transcript", "affect.utterance"]
 WINDOW = "moodwire"
@@ -119,10 +119,10 @@ def make_sink(options: ViewOptions) -> Sink:
 def run_viewer(options: ViewOptions, stop=None) -> int:
     """Draw the stream until ``options.frames`` frames or ``options.seconds`` passed, ``stop`` is set, or
     the window is closed. Returns the number of frames drawn."""
-    from moodwire.keys import HandshakeWarnings
-    from pipeline.bus import Subscriber
-    from pipeline.viewer.draw import render
-    from pipeline.viewer.state import ViewState
+    from moodwire.pipeline.core.client_keys import HandshakeWarnings
+    from moodwire.pipeline.core.bus import Subscriber
+    from moodwire.pipeline.viewer.draw import render
+    from moodwire.pipeline.viewer.state import ViewState
 
     sink = make_sink(options)
     state, drawn, warnings = ViewState(), 0, HandshakeWarnings()

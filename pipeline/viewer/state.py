@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from moodwire.affect import top_label
-from pipeline.messages import AffectFrame, AffectUtterance, FaceTracks, Message, Transcript, VideoFrame
-from pipeline.viewer.draw import Overlay
+from moodwire.pipeline.core.affect import top_label
+from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance, FaceTracks, Message, Transcript, VideoFrame
+from moodwire.pipeline.viewer.draw import Overlay
 
 TRAIL_LENGTH = 30  # points per person: one second at 30 fps
 KEEP_FRAMES = 60  # video frames / face.tracks / affect.frame kept while waiting to be joined

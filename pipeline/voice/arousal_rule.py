@@ -35,8 +35,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pipeline.messages import VoiceFeatures
-from pipeline.voice.prosody import RATE_FROM_WORDS
+from moodwire.pipeline.core.messages import VoiceFeatures
+from moodwire.pipeline.voice.prosody import RATE_FROM_WORDS
 
 RULE_NAME = "prosody-arousal-v1"
 Z_CLIP = 2.5

@@ -5,7 +5,7 @@ and with this code's feature recipe; anything else is refused with the reason, s
 failed or mismatched model never produces numbers on the bus.
 
 Valence from the model: the probability-weighted valence of the classes' circumplex positions
-(the face rule's table, pipeline/face/affect_rule.py). Speech without words carries valence
+(the labels' circumplex table, pipeline/core/labels.py). Speech without words carries valence
 weakly, so its confidence is capped at ``VALENCE_CONFIDENCE_MAX``, and it is 0 for a model trained
 on a synthetic set (tools/make_voice_toyset.py), which knows nothing about emotion.
 """
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from engines.engine import Engine
-from pipeline.face.affect_rule import CIRCUMPLEX, EXPRESSIONS
-from pipeline.voice.logmel import RECIPE, SAMPLE_RATE, model_input
+from moodwire.engines.engine import Engine
+from moodwire.pipeline.core.labels import CIRCUMPLEX, LABELS
+from moodwire.pipeline.voice.logmel import RECIPE, SAMPLE_RATE, model_input
 
 SIDECAR_KIND = "moodwire-voice-emotion"  # exporters/voice_emotion.py writes it
 VALENCE_CONFIDENCE_MAX = 0.3
@@ -70,8 +70,8 @@ def _check_sidecar(meta: Any, path: Path, onnx_path: Path) -> None:
     training = meta.get("training")
     if not isinstance(training, dict) or not training.get("data_folder") or "val_accuracy" not in training:
         raise VoiceModelError(f"{path}: no record of the training data and validation accuracy; refusing it")
-    if meta.get("labels") != list(EXPRESSIONS):
-        raise VoiceModelError(f"{path}: labels {meta.get('labels')} differ from {list(EXPRESSIONS)}")
+    if meta.get("labels") != list(LABELS):
+        raise VoiceModelError(f"{path}: labels {meta.get('labels')} differ from {list(LABELS)}")
     if meta.get("features") != RECIPE:
         raise VoiceModelError(f"{path}: trained with feature recipe {meta.get('features')!r}, this code computes "
                               f"{RECIPE['name']!r} with other settings; retrain with tools/train_voice.py")
@@ -106,8 +106,8 @@ class VoiceModel:
 
 
 def load_voice_model(path: str | Path, engine: str = "auto", threads: int = 1) -> VoiceModel:
-    """Check the sidecar, then load the ONNX through engines.loader and warm it up."""
-    from engines.loader import load_engine
+    """Check the sidecar, then load the ONNX through moodwire.engines.loader and warm it up."""
+    from moodwire.engines.loader import load_engine
 
     path = Path(path).expanduser()
     meta = read_sidecar(path)

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pipeline.messages import VoiceFeatures, Word
+from moodwire.pipeline.core.messages import VoiceFeatures, Word
 
 FRAME_S = 0.040
 HOP_S = 0.010

@@ -21,14 +21,14 @@ from typing import Callable
 
 import numpy as np
 
-from engines.engine import Stopwatch
-from pipeline.clock import now_ns
-from pipeline.config import Config
-from pipeline.messages import Message, Transcript, UtteranceAudio, VoiceAffect
-from pipeline.node import Outputs
-from pipeline.voice.arousal_rule import RULE_NAME, estimate_arousal
-from pipeline.voice.model import VoiceModel
-from pipeline.voice.prosody import prosody_features, words_per_second
+from moodwire.engines.engine import Stopwatch
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.core.messages import Message, Transcript, UtteranceAudio, VoiceAffect
+from moodwire.pipeline.core.node import Outputs
+from moodwire.pipeline.voice.arousal_rule import RULE_NAME, estimate_arousal
+from moodwire.pipeline.voice.model import VoiceModel
+from moodwire.pipeline.voice.prosody import prosody_features, words_per_second
 
 STALE_NS = 60 * 1_000_000_000  # an utterance or transcript untouched this long is dropped (its peer never came)
 MAX_WAITING_TRANSCRIPTS = 64
@@ -148,7 +148,7 @@ class VoiceStep:
 
 def build_voice_step(config: Config | None = None) -> VoiceStep:
     """The step with the configured trained model, if any (checked and warmed up here)."""
-    from pipeline.voice.model import load_voice_model
+    from moodwire.pipeline.voice.model import load_voice_model
 
     config = config or Config()
     voice = config.voice

@@ -1,8 +1,8 @@
-"""What a consumer may rely on beyond the wire's types (pipeline/wire.py checks those).
+"""What a consumer may rely on beyond the wire's types (pipeline/core/wire.py checks those).
 
 Finite numbers (``VoiceFeatures`` may hold NaN, as documented), 64-bit ints, capture times on this
 host's clock, arrays whose dtype and shape match the fields beside them, values in their ranges.
-``problem`` names what is wrong, or gives ""; pipeline/node.py refuses such a message before a
+``problem`` names what is wrong, or gives ""; pipeline/core/node.py refuses such a message before a
 step sees it, so one bad message cannot poison a step's state (docs/schema.md section 4).
 """
 
@@ -14,8 +14,8 @@ import typing
 
 import numpy as np
 
-from pipeline.config import SourcesConfig, VadConfig, upper_bound
-from pipeline.messages import (AudioChunk, FaceTracks, Message, SpeechEvent, TextAffect, UtteranceAudio, VideoFrame,
+from moodwire.pipeline.core.config import SourcesConfig, VadConfig, upper_bound
+from moodwire.pipeline.core.messages import (AudioChunk, FaceTracks, Message, SpeechEvent, TextAffect, UtteranceAudio, VideoFrame,
                                VoiceAffect, VoiceFeatures)
 
 INT64_MAX = 2**63 - 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 INPUT_SIZE = 64
 INPUT_NAME = "crops"
 OUTPUT_NAME = "probs"

@@ -1,4 +1,4 @@
-"""Entry point of one node process: ``python -m pipeline.node_main NAME RUN_DIR``.
+"""Entry point of one node process: ``python -m moodwire.pipeline.runtime.node_main NAME RUN_DIR``.
 
 The manager writes ``RUN_DIR/run.json`` (resolved config, endpoints, start
 time) before starting any node. The node dies with the manager
@@ -16,11 +16,11 @@ import sys
 import threading
 from pathlib import Path
 
-from pipeline.bus import BusEndpoints
-from pipeline.config import from_dict
-from pipeline.node import NodeContext
-from pipeline.process_table import get_node
-from pipeline.signals import stop_on_signals
+from moodwire.pipeline.core.bus import BusEndpoints
+from moodwire.pipeline.core.config import from_dict
+from moodwire.pipeline.core.node import NodeContext
+from moodwire.pipeline.runtime.process_table import get_node
+from moodwire.pipeline.core.signals import stop_on_signals
 
 RUN_FILE = "run.json"
 PR_SET_PDEATHSIG = 1

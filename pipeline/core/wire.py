@@ -21,8 +21,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from pipeline.messages import ENVELOPE_FIELDS, SCHEMA_VERSION, Message
-from pipeline.topics import UnknownTopicError, get_topic
+from moodwire.pipeline.core.messages import ENVELOPE_FIELDS, SCHEMA_VERSION, Message
+from moodwire.pipeline.core.topics import UnknownTopicError, get_topic
 
 MAX_TOPIC_BYTES = 128
 MAX_HEADER_BYTES = 1 << 20

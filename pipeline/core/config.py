@@ -178,7 +178,7 @@ class TextConfig:
 @dataclass
 class FusionConfig:
     params: str = text("", "fusion parameters JSON (reliabilities, temperatures; tools/fit_fusion.py writes one); "
-                           "empty = the packaged, hand-set pipeline/fusion/fusion_params.json")
+                           "empty = the packaged, hand-set engines/fusion_params.json")
     engine: str = engine_choice("fusion model")
     smoothing_tau_s: float = number(0.3, 0.0, 10.0, "time constant of valence/arousal smoothing (0 = none); "
                                                     "it delays a step change by about this much")
@@ -324,7 +324,7 @@ def describe_schema() -> list[tuple[str, str, str, str]]:
 def schema_markdown() -> str:
     """docs/config.md: every key with its type, default and allowed values."""
     lines = ["# Config keys", "",
-             "Generated from `pipeline/config.py` by `python tools/gen_config_doc.py`; do not edit by hand.",
+             "Generated from `pipeline/core/config.py` by `python tools/gen_config_doc.py`; do not edit by hand.",
              "Set them in a TOML file (`moodwire run --config FILE`, sections as below) or one at a time",
              "with `moodwire run --set section.key=value`. An unknown key or a bad value is rejected",
              "with the key's name and what is allowed.", "",

@@ -14,8 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from moodwire.affect import top_label
-from pipeline.messages import AffectFrame, AffectUtterance, SystemHealth
+from moodwire.pipeline.core.affect import top_label
+from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance, SystemHealth
 
 TTY_INTERVAL_S = 1.0
 LOG_INTERVAL_S = 10.0
@@ -93,7 +93,7 @@ class StatusLine:
     def _run(self) -> None:
         import time
 
-        from pipeline.bus import Subscriber
+        from moodwire.pipeline.core.bus import Subscriber
 
         counts = StatusCounts(self.interval_s)
         with Subscriber(self.endpoint, TOPICS, queue_everything=True) as sub:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from pipeline.messages import (AffectFrame, AffectUtterance, AudioChunk, FaceTracks, Message, NodeStats, SpeechEvent, SystemHealth,
+from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, AudioChunk, FaceTracks, Message, NodeStats, SpeechEvent, SystemHealth,
                                TextAffect, Transcript, UtteranceAudio, VideoFrame, VoiceAffect)
 
 
@@ -40,7 +40,7 @@ class Topic:
 class UnknownTopicError(KeyError):
     def __init__(self, name: str) -> None:
         super().__init__(
-            f"unknown topic {name!r}: every topic must be listed in pipeline/topics.py "
+            f"unknown topic {name!r}: every topic must be listed in pipeline/core/topics.py "
             f"(known: {', '.join(sorted(TOPICS))})"
         )
         self.name = name

@@ -23,7 +23,7 @@ import zmq
 import zmq.auth
 from zmq.utils import z85
 
-from pipeline.config import BusConfig, ConfigError
+from moodwire.pipeline.core.config import BusConfig, ConfigError
 
 SERVER_NAME = "server"
 CLIENTS_DIR = "clients"

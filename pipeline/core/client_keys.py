@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from pipeline.config import ConfigError
-from pipeline.keys import CurveClient
+from moodwire.pipeline.core.config import ConfigError
+from moodwire.pipeline.core.keys import CurveClient
 
 if TYPE_CHECKING:
-    from pipeline.bus import Subscriber
+    from moodwire.pipeline.core.bus import Subscriber
 
 SERVER_OPTION, CLIENT_OPTION = "--server-key", "--client-key"
 

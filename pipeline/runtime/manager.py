@@ -1,10 +1,11 @@
 """The process manager: starts the enabled nodes, restarts crashed ones, stops all cleanly.
 
-Each node runs as ``python -m pipeline.node_main NAME RUN_DIR`` in its own
+Each node runs as ``python -m moodwire.pipeline.runtime.node_main NAME RUN_DIR`` in its own
 session (so a terminal's Ctrl-C reaches only the manager, which then stops the
 nodes in order). A node that exits non-zero or by a signal is restarted after
 a backoff that doubles per quick crash; a source that exits 0 has reached the
-end of its file and is left finished. ``system.health`` is published at
+end of its file and is left finished. Before any node starts, the prepare step
+(prepare.py) exports the models they load that the cache lacks. ``system.health`` is published at
 ``manager.health_hz`` from the process states and each node's ``system.node``.
 """
 
@@ -23,14 +24,15 @@ import time
 from dataclasses import dataclass, field
 from typing import IO
 
-from pipeline.bus import BusEndpoints, Publisher, Subscriber
-from pipeline.clock import now_ns
-from pipeline.config import Config, ManagerConfig
-from pipeline.keys import server_curve
-from pipeline.messages import NodeHealth, NodeStats, SystemHealth
-from pipeline.node_main import RUN_FILE
-from pipeline.paths import new_run_dir
-from pipeline.process_table import NodeSpec, enabled_nodes
+from moodwire.pipeline.core.bus import BusEndpoints, Publisher, Subscriber
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.config import Config, ManagerConfig
+from moodwire.pipeline.core.keys import server_curve
+from moodwire.pipeline.core.messages import NodeHealth, NodeStats, SystemHealth
+from moodwire.pipeline.runtime.node_main import RUN_FILE
+from moodwire.pipeline.core.paths import new_run_dir
+from moodwire.pipeline.runtime.prepare import prepare
+from moodwire.pipeline.runtime.process_table import NodeSpec, enabled_nodes
 
 START_DELAY_NS = 300_000_000  # t0 lies a little ahead so every source starts on the same timeline
 POLL_S = 0.05
@@ -83,6 +85,7 @@ class Manager:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        prepare(self.config)  # exports what the nodes will load, if missing: nodes never export
         run = {"config": self.config.to_dict(), "endpoints": dataclasses.asdict(self.endpoints),
                "t0_ns": now_ns() + START_DELAY_NS, "manager_pid": os.getpid()}
         (self.run_dir / RUN_FILE).write_text(json.dumps(run))
@@ -93,11 +96,11 @@ class Manager:
 
     def run(self, duration_s: float | None = None) -> int:
         """Run until stopped, ``duration_s`` passes, or every file source has finished."""
-        self.start()
-        deadline = None if duration_s is None else time.monotonic() + duration_s
-        next_health = time.monotonic()
-        sources_done_at: float | None = None
         try:
+            self.start()  # inside: a failed prepare step still removes the run dir
+            deadline = None if duration_s is None else time.monotonic() + duration_s
+            next_health = time.monotonic()
+            sources_done_at: float | None = None
             while not self.stopping.wait(POLL_S):
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
@@ -154,7 +157,7 @@ class Manager:
 
     def _spawn(self, proc: NodeProcess) -> None:
         proc.popen = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.node_main", proc.spec.name, str(self.run_dir)],
+            [sys.executable, "-m", "moodwire.pipeline.runtime.node_main", proc.spec.name, str(self.run_dir)],
             stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
             start_new_session=True,
         )

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
-from pipeline.bus import BusEndpoints, Publisher, Subscriber
-from pipeline.clock import now_ns
-from pipeline.config import Config
-from pipeline.message_checks import problem
-from pipeline.messages import Message, NodeStats
-from pipeline.topics import get_topic
+from moodwire.pipeline.core.bus import BusEndpoints, Publisher, Subscriber
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.core.message_checks import problem
+from moodwire.pipeline.core.messages import Message, NodeStats
+from moodwire.pipeline.core.topics import get_topic
 
 Outputs = Iterable[tuple[str, Message]]
 REPORT_PERIOD_NS = 1_000_000_000
@@ -49,7 +49,7 @@ class BadInput(ValueError):
 
 def accept(inputs: tuple[str, ...], topic: str, msg: Message) -> None:
     """BadInput unless ``msg`` is what ``topic`` carries, the node takes ``topic``, and the message passes its
-    type's checks (pipeline/message_checks.py ``problem``): finite numbers, array shapes, capture times."""
+    type's checks (pipeline/core/message_checks.py ``problem``): finite numbers, array shapes, capture times."""
     if topic not in inputs:
         raise BadInput(f"{topic} is not an input of this node (it takes {', '.join(inputs)}); skipped")
     expected = get_topic(topic).msg_type
@@ -99,7 +99,7 @@ class NodeIO:
     def publish(self, topic: str, msg: Message) -> None:
         if topic not in self._ctx.outputs:
             raise ValueError(f"node {self._ctx.name} may not publish {topic}: not among its outputs "
-                             f"{self._ctx.outputs} in pipeline/process_table.py")
+                             f"{self._ctx.outputs} in pipeline/runtime/process_table.py")
         self.pub.send(topic, msg)
         self.report_if_due()
 

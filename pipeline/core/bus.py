@@ -12,7 +12,7 @@ topic. The same thread records freshness (arrival times) per topic.
 Security (docs/security.md): every receiving socket drops frames larger than
 the wire limits (``zmq.MAXMSGSIZE``) before allocating them; the public
 endpoint stays on loopback unless it is a CURVE server admitting listed
-client keys (pipeline/keys.py). The internal ipc endpoints live in the run
+client keys (pipeline/core/keys.py). The internal ipc endpoints live in the run
 directory (mode 0700) and carry no CURVE: only this user reaches them.
 """
 
@@ -27,12 +27,12 @@ from typing import Any, Iterable
 
 import zmq
 
-from pipeline.clock import now_ns
-from pipeline.config import BusConfig, ConfigError
-from pipeline.keys import CurveClient, CurveServer, check_public_endpoint, is_local_endpoint
-from pipeline.messages import Message
-from pipeline.topics import TOPICS, Policy, get_topic
-from pipeline.wire import MAX_BUFFER_BYTES, MAX_HEADER_BYTES, MAX_TOPIC_BYTES, WireError, decode, encode
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.config import BusConfig, ConfigError
+from moodwire.pipeline.core.keys import CurveClient, CurveServer, check_public_endpoint, is_local_endpoint
+from moodwire.pipeline.core.messages import Message
+from moodwire.pipeline.core.topics import TOPICS, Policy, get_topic
+from moodwire.pipeline.core.wire import MAX_BUFFER_BYTES, MAX_HEADER_BYTES, MAX_TOPIC_BYTES, WireError, decode, encode
 
 DEFAULT_PUBLIC: str = BusConfig.public  # the defaults live in the config schema
 DEFAULT_HWM: int = BusConfig.hwm

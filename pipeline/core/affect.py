@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from pipeline.messages import ModalityInput
+from moodwire.pipeline.core.messages import ModalityInput
 
 
 def top_label(labels: Sequence[str], probs: Sequence[float]) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 from engines import accelerators
-from engines.tensorrt_progress import tensorrt_progress_monitor
+from moodwire.engines.tensorrt_progress import tensorrt_progress_monitor
 
 MIN_BATCH, OPT_BATCH, MAX_BATCH = 1, 1, 8  # opt 1: one face per frame is the usual case
 WORKSPACE_BYTES = 1 << 30

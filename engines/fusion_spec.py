@@ -1,13 +1,13 @@
 """What the late-fusion model takes and returns, with no torch: the fusion node imports this.
 
 One row per person. Modality axis order is ``MODALITIES``; class axis order is
-the face model's ``LABELS``. A modality's rows are read only where its
+moodwire's ``LABELS`` (pipeline/core/labels.py). A modality's rows are read only where its
 ``present`` flag is 1: an absent modality may hold anything (zeros, stale
 values, NaN) and has no influence. exporters/fusion.py defines the rule.
 
 Also here, torch-free so the node can use them: the params file (``load_params``,
-``save_params``) and the cached ONNX made from it (``fusion_onnx``, keyed by the
-file's sha256, exported only when missing).
+``save_params``) and where the ONNX made from it is cached (``fusion_dir``, keyed by
+the file's sha256; ``fusion_onnx`` finds it, ``moodwire export fusion`` makes it).
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from exporters.face_expression_spec import LABELS
+from moodwire.engines.derived import matches_sidecar, not_exported
+from moodwire.pipeline.core.labels import LABELS
 
 MODALITIES: tuple[str, ...] = ("face", "voice", "text")
 N_MODALITIES = len(MODALITIES)
@@ -51,7 +52,8 @@ OUTPUT_SHAPES: dict[str, tuple[str | int, ...]] = {
 
 ONNX_NAME = "fusion.onnx"
 SIDECAR_NAME = "fusion.json"
-PARAMS_PACKAGE, PARAMS_FILE = "pipeline.fusion", "fusion_params.json"
+PARAMS_PACKAGE, PARAMS_FILE = "moodwire.engines", "fusion_params.json"
+FUSION_EXPORT = "fusion"  # its name for `moodwire export` (it is made from a params file, not a registry slot)
 
 
 def blank_inputs(persons: int) -> dict[str, np.ndarray]:
@@ -140,7 +142,7 @@ def _per_modality(path: Path, data: dict, key: str) -> tuple[float, ...]:
 
 
 def default_params_path() -> Path:
-    """The packaged, hand-set parameters (pipeline/fusion/fusion_params.json)."""
+    """The packaged, hand-set parameters (engines/fusion_params.json)."""
     from importlib import resources
 
     return Path(str(resources.files(PARAMS_PACKAGE) / PARAMS_FILE))
@@ -156,33 +158,30 @@ def fusion_dir(params_path: str | Path = "") -> Path:
     name) and by the model's version and input/output contract."""
     import hashlib
 
-    from engines.registry import sha256_of
-    from pipeline.paths import cache_dir
+    from moodwire.engines.registry import sha256_of
+    from moodwire.pipeline.core.paths import cache_dir
 
     path = Path(params_path) if params_path else default_params_path()
     contract = json.dumps([MODEL_VERSION, INPUT_NAMES, INPUT_SHAPES, OUTPUT_NAMES, OUTPUT_SHAPES, sha256_of(path)])
     return cache_dir() / "models" / "fusion" / hashlib.sha256(contract.encode()).hexdigest()[:16]
 
 
-def fusion_onnx(params_path: str | Path = "", progress: Callable[[str], None] = print) -> Path:
-    """The fusion ONNX for ``params_path`` ("" = packaged defaults), exported first (needs torch) when the
-    cache lacks it or it no longer matches the checksum its sidecar recorded. No torch when cached."""
-    from engines.loader import _matches_sidecar
+def fusion_onnx(params_path: str | Path = "") -> Path:
+    """The fusion ONNX exported from ``params_path`` ("" = packaged defaults); ModelMissing with the command
+    that exports it when the cache lacks it or it no longer matches the checksum its sidecar recorded.
+    A bad params file fails first, naming the key."""
+    if not matches_fusion_export(params_path):
+        hint = f" --set fusion.params={params_path}" if params_path else ""
+        raise not_exported(FUSION_EXPORT, _onnx_path(params_path), hint)
+    return _onnx_path(params_path)
 
+
+def matches_fusion_export(params_path: str | Path = "") -> bool:
+    """The params file is valid and its exported ONNX is cached and intact."""
     params = Path(params_path) if params_path else default_params_path()
-    load_params(params)  # a bad file fails here, naming the key, before anything is hashed or exported
-    out_dir = fusion_dir(params)
-    onnx_path = out_dir / ONNX_NAME
-    if _matches_sidecar(onnx_path, out_dir / SIDECAR_NAME):
-        return onnx_path
-    if onnx_path.exists():
-        progress(f"{onnx_path} does not match its recorded checksum: exporting it again")
-    try:
-        from exporters.fusion import export_fusion
-    except ImportError as exc:
-        from engines.engine import EngineError
+    load_params(params)  # a bad file fails here, naming the key, before anything is hashed
+    return matches_sidecar(_onnx_path(params), fusion_dir(params) / SIDECAR_NAME)
 
-        raise EngineError(f"the fusion model for {params} is not exported yet ({onnx_path} is missing) and "
-                          f"exporting it needs torch, which cannot be imported ({exc}); install the export "
-                          f"extra, or export it on a machine that has torch and copy {out_dir}") from None
-    return export_fusion(params, out_dir, progress).onnx_path
+
+def _onnx_path(params_path: str | Path) -> Path:
+    return fusion_dir(params_path) / ONNX_NAME

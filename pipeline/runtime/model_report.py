@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from engines.registry import SLOTS, ChecksumMismatch, ModelError, ModelSlot, resolve
-from pipeline.config import Config
+from moodwire.engines.derived import derived_ready
+from moodwire.engines.registry import SLOTS, ChecksumMismatch, ModelError, ModelSlot, resolve, slot_override
+from moodwire.pipeline.core.config import Config
 
 
 @dataclass
@@ -53,12 +54,12 @@ def report_slot(slot: ModelSlot, override: str) -> SlotReport:
     report.path = str(model.path)
     if not slot.derived:
         report.export, report.derived = "nothing to export", "used as it is"
-    elif model.exported:
+    elif derived_ready(model):
         report.export = "exported"
         report.derived = ", ".join(str(model.derived_path(n)) for n in slot.derived)
     else:
         report.export = "not exported"
-        report.derived = f"run: moodwire export {slot.name} (the node that uses it also does it on start)"
+        report.derived = f"run: moodwire export {slot.name} (moodwire run does it before it starts the nodes)"
     return report
 
 
@@ -67,11 +68,6 @@ def _failed(report: SlotReport, status: str, exc: Exception) -> SlotReport:
     return report
 
 
-def slot_override(config: Config, slot: ModelSlot) -> str:
-    """The user's file for the slot from ``[models]``, or "" (the packaged one)."""
-    return getattr(config.models, slot.config_key) if slot.config_key else ""
-
-
 def report_all(config: Config) -> list[SlotReport]:
-    return [report_slot(slot, slot_override(config, slot)) for slot in SLOTS.values()]
+    return [report_slot(slot, slot_override(config.models, slot)) for slot in SLOTS.values()]
 

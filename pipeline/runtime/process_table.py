@@ -1,0 +1,70 @@
+"""The process table: the one place that lists every node.
+
+Each row names the module whose ``main(ctx)`` runs the node, the topics it
+consumes and produces, whether the config enables it, and the exported models
+it loads (``moodwire export`` names; the manager's prepare step makes any that
+are missing before it starts the nodes, which never export). The manager starts
+the enabled rows as separate processes. Every node also publishes
+``system.node`` (its own report), which is not repeated in each row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from moodwire.pipeline.core.config import Config
+
+REPORT_TOPIC = "system.node"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    module: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    enabled: Callable[[Config], bool]
+    is_source: bool = False  # a source that ends (end of file) is finished, not crashed
+    exports: Callable[[Config], tuple[str, ...]] = lambda c: ()  # exported models it loads, by export name
+
+    @property
+    def all_outputs(self) -> tuple[str, ...]:
+        return (*self.outputs, REPORT_TOPIC)
+
+
+PROCESS_TABLE: tuple[NodeSpec, ...] = (
+    NodeSpec("bus", "moodwire.pipeline.nodes.bus", (), (), lambda c: True),
+    NodeSpec("video_source", "moodwire.pipeline.nodes.video_source", (), ("video.frame",),
+             lambda c: c.sources.video != "none", is_source=True),
+    NodeSpec("audio_source", "moodwire.pipeline.nodes.audio_source", (), ("audio.chunk",),
+             lambda c: c.sources.audio != "none", is_source=True),
+    NodeSpec("face", "moodwire.pipeline.nodes.face", ("video.frame",), ("face.tracks",),
+             lambda c: c.nodes.face and c.sources.video != "none", exports=lambda c: ("face-expression",)),
+    NodeSpec("vad", "moodwire.pipeline.nodes.vad", ("audio.chunk",), ("speech.vad", "speech.audio"),
+             lambda c: c.nodes.vad and c.sources.audio != "none"),
+    NodeSpec("asr", "moodwire.pipeline.nodes.asr", ("speech.audio",), ("speech.transcript",),
+             lambda c: c.nodes.asr and c.nodes.vad and c.sources.audio != "none",
+             exports=lambda c: ("asr-base",) if c.asr.model == "base" else ()),
+    NodeSpec("voice", "moodwire.pipeline.nodes.voice", ("speech.audio", "speech.transcript"), ("voice.affect",),
+             lambda c: c.nodes.voice and c.nodes.vad and c.sources.audio != "none"),
+    NodeSpec("text", "moodwire.pipeline.nodes.text", ("speech.transcript",), ("text.affect",),
+             lambda c: c.nodes.text and c.nodes.asr and c.nodes.vad and c.sources.audio != "none",
+             exports=lambda c: ("text-encoder",)),
+    NodeSpec("fusion", "moodwire.pipeline.nodes.fusion",
+             ("video.frame", "face.tracks", "speech.vad", "speech.audio", "speech.transcript", "voice.affect",
+              "text.affect", "system.health"), ("affect.frame", "affect.utterance"),
+             lambda c: c.nodes.fusion, exports=lambda c: ("fusion",)),
+)
+
+
+def get_node(name: str) -> NodeSpec:
+    for spec in PROCESS_TABLE:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no node {name!r} in pipeline/runtime/process_table.py; known: "
+                   f"{', '.join(s.name for s in PROCESS_TABLE)}")
+
+
+def enabled_nodes(config: Config) -> list[NodeSpec]:
+    return [spec for spec in PROCESS_TABLE if spec.enabled(config)]
