@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 
-from engines import accelerators
+from moodwire.engines import accelerators
 from moodwire.engines.tensorrt_progress import tensorrt_progress_monitor
 
 MIN_BATCH, OPT_BATCH, MAX_BATCH = 1, 1, 8  # opt 1: one face per frame is the usual case

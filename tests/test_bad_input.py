@@ -373,7 +373,7 @@ def text_classifier(session_cache):
     from moodwire.pipeline.core.config import Config
     from moodwire.pipeline.text.step import build_classifier
 
-    return build_classifier(Config(), progress=lambda line: None)[0]
+    return build_classifier(Config())[0]
 
 
 def text_of(step, sentence: str) -> list[float]:
@@ -403,7 +403,7 @@ def fusion_model(session_cache):
     from moodwire.engines.fusion_spec import fusion_onnx
     from moodwire.pipeline.fusion.model import FusionModel
 
-    engine = load_engine(fusion_onnx("", progress=lambda line: None), "cpu", threads=1)
+    engine = load_engine(fusion_onnx(""), "cpu", threads=1)
     engine.warm_up()
     return FusionModel(engine)
 
@@ -455,7 +455,7 @@ def odd_frames(draw) -> tuple[str, VideoFrame]:
 def face_step(face_models):
     from moodwire.pipeline.face.step import build_face_step
 
-    step = build_face_step(progress=lambda line: None)
+    step = build_face_step()
     yield step
     step.close()
 
@@ -474,7 +474,7 @@ def test_face_step_survives_bad_and_odd_frames_and_then_sees_a_real_face_as_a_fr
     from moodwire.tools.media.reference import read_frames
 
     image = read_frames(reference_clips["one_face"])[0]
-    fresh = build_face_step(progress=lambda line: None)
+    fresh = build_face_step()
     try:
         expected = face_of(fresh, image)
     finally:
@@ -488,7 +488,7 @@ def test_face_step_survives_bad_and_odd_frames_and_then_sees_a_real_face_as_a_fr
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_running_nodes_refuse_well_formed_bad_frames_by_name_and_keep_serving(start_pipeline, isolated_env):
+def test_running_nodes_refuse_well_formed_bad_frames_by_name_and_keep_serving(start_pipeline):
     """Beyond the undecodable bytes of test_manager: a frame that decodes but whose image does not match
     its size reaches the face and fusion steps; both say why in system.health and go on, unrestarted."""
     import os
@@ -499,8 +499,7 @@ def test_running_nodes_refuse_well_formed_bad_frames_by_name_and_keep_serving(st
 
     pipeline = start_pipeline(*SYNTHETIC, "--set", "nodes.asr=false")
     before = {n.name: n for n in pipeline.wait_healthy().nodes}
-    [run_dir] = os.listdir(isolated_env["XDG_RUNTIME_DIR"])
-    intruder = Publisher(f"ipc://{isolated_env['XDG_RUNTIME_DIR']}/{run_dir}/pub.sock", "intruder")
+    intruder = Publisher(f"ipc://{pipeline.run_dir()}/pub.sock", "intruder")
     bad = VideoFrame(frame_index=0, width=640, height=480, fps_nominal=30.0, image=np.zeros((2, 2, 3), np.uint8))
     deadline, reported = time.monotonic() + 20, {}
     try:

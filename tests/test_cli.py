@@ -70,7 +70,27 @@ def test_listen_decodes_every_topic_and_survives_malformed_messages(endpoint):
     lines = [json.loads(line) for line in out.splitlines()]
     assert any("not valid msgpack" in m.get("error", "") for m in lines)
     good = [m for m in lines if "error" not in m]
-    assert good and good[0]["samples"] == {"dtype": "<i2", "shape": [4]} and good[0]["source"] == "test"
+    assert good and good[0]["samples"] == [0, 1, 2, 3] and good[0]["source"] == "test"
+
+
+def test_listen_json_lists_small_arrays_values_and_summarises_large_ones():
+    """A face's 7 expression probabilities and 52 blendshapes are readable from the command line;
+    its landmarks and crop (and frames, audio) stay dtype and shape."""
+    from moodwire.pipeline.core.messages import FaceTrack, FaceTracks, HeadPose
+    from moodwire.pipeline.core.wire import encode
+    from moodwire.pipeline.runtime.cli import LISTED_ARRAY_MAX, format_message
+
+    expression = np.array([0.1, 0.0, 0.05, 0.7, 0.05, 0.1, np.nan], np.float32)
+    face = FaceTrack(track_id=3, box=[1.0, 2.0, 3.0, 4.0], landmarks=np.ones((478, 3), np.float32),
+                     blendshapes=np.linspace(0, 1, 52, dtype=np.float32), head_pose=HeadPose(yaw=1.5, pitch=0, roll=0),
+                     crop=np.zeros((64, 64), np.uint8), expression=expression, valence=0.2, arousal=0.1)
+    msg = FaceTracks(frame_index=9, width=640, height=480, faces=[face], t_capture=5)
+    line = json.loads(format_message(encode("face.tracks", msg), 7, as_json=True))
+    [got] = line["faces"]
+    assert got["expression"] == [0.1, 0.0, 0.05, 0.7, 0.05, 0.1, None]  # float32 shown to 6 decimals, NaN as null
+    assert len(got["blendshapes"]) == 52 <= LISTED_ARRAY_MAX and got["blendshapes"][-1] == 1.0
+    assert got["head_pose"] == {"yaw": 1.5, "pitch": 0, "roll": 0}
+    assert got["landmarks"] == {"dtype": "<f4", "shape": [478, 3]} and got["crop"] == {"dtype": "|u1", "shape": [64, 64]}
 
 
 def test_record_then_replay_keeps_messages_and_timing(start_pipeline, tmp_path):

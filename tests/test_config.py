@@ -73,4 +73,4 @@ def test_schema_description_covers_every_key_and_the_doc_is_current():
     keys = {r[0] for r in describe_schema()}
     assert {"sources.video", "bus.public", "manager.grace_s", "nodes.fusion"} <= keys
     doc = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
-    assert doc == schema_markdown(), "docs/config.md is stale: run python tools/gen_config_doc.py"
+    assert doc == schema_markdown(), "docs/config.md is stale: run python -m tools.gen_config_doc"

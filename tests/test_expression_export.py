@@ -13,8 +13,8 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from engines import accelerators  # noqa: E402
-from exporters import tensorrt_build  # noqa: E402
+from moodwire.engines import accelerators  # noqa: E402
+from moodwire.engines import tensorrt_build  # noqa: E402
 from moodwire.engines.registry import resolve, sha256_of  # noqa: E402
 from moodwire.exporters.face_expression import export_face_expression  # noqa: E402
 from moodwire.pipeline.core.labels import LABELS

@@ -25,7 +25,7 @@ from moodwire.pipeline.face.head_pose import head_pose_degrees
 from moodwire.pipeline.face.tracking import FaceTracker, TrackerSettings, greedy_match, iou_matrix
 from moodwire.engines.registry import resolve
 from moodwire.pipeline.face.landmarker import Landmarker
-from moodwire.pipeline.sources import reference_media as ref
+from moodwire.tools.media import reference as ref
 
 FRAME_NS = 1_000_000_000 // 30
 

@@ -22,7 +22,7 @@ FRAME_NS = 33_366_667
 
 @pytest.fixture(scope="module")
 def step(face_models) -> FaceStep:
-    built = build_face_step(progress=lambda line: None)
+    built = build_face_step()
     yield built
     built.close()
 

@@ -21,7 +21,7 @@ from moodwire.engines.fusion_spec import (INPUT_NAMES, MODALITIES, OUTPUT_NAMES,
                                    FusionParamsError, blank_inputs, default_params_path, fusion_onnx,
                                    load_params)
 
-from tests.conftest import load_tool  # noqa: E402
+from moodwire.tools import fit_fusion  # noqa: E402
 
 FACE, VOICE, TEXT = range(3)
 PARAMS = FusionParams((1.0, 0.5, 0.8), (1.0, 1.0, 1.0), "test")
@@ -234,33 +234,39 @@ def test_onnx_through_the_engine_interface_matches_pytorch(exported, persons):
         np.testing.assert_allclose(g, want[name], atol=1e-5, err_msg=name)
 
 
-def test_fusion_onnx_exports_once_per_params_content(tmp_path, monkeypatch):
+def test_fusion_onnx_is_found_once_exported_per_params_content_and_never_exported_by_the_reader(tmp_path,
+                                                                                                  monkeypatch):
+    from moodwire.engines.registry import ModelMissing
+    from moodwire.exporters.fusion import export_fusion_for
+
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # not the session cache other tests filled
     params = tmp_path / "p.json"
     params.write_text(default_params_path().read_text())
+    with pytest.raises(ModelMissing, match=rf"run `moodwire export fusion --set fusion.params={params}`"):
+        fusion_onnx(params)  # the node's reader: it names the command, it does not export
     lines: list[str] = []
-    first = fusion_onnx(params, lines.append)
-    assert first.is_file() and lines
-    lines.clear()
-    assert fusion_onnx(params, lines.append) == first and lines == []  # cached: no export
+    first = export_fusion_for(params, lines.append).onnx_path
+    assert first.is_file() and lines and fusion_onnx(params) == first
     data = json.loads(params.read_text())
     data["reliability"]["voice"] = 0.25
     params.write_text(json.dumps(data))
-    other = fusion_onnx(params, lines.append)
-    assert other != first and other.parent.parent == first.parent.parent
+    with pytest.raises(ModelMissing):  # other content, another cache key: not exported yet
+        fusion_onnx(params)
+    other = export_fusion_for(params, lines.append).onnx_path
+    assert other != first and other.parent.parent == first.parent.parent and fusion_onnx(params) == other
 
 
 def test_a_cached_export_is_found_and_run_without_torch():
     import subprocess
 
-    fusion_onnx("", lambda line: None)  # into this session's cache, which the child inherits
-    code = ("import sys; from moodwire.engines.fusion_spec import fusion_onnx; from moodwire.engines.loader import load_engine; "
-            "e = load_engine(fusion_onnx('', print), 'cpu'); e.warm_up(); "
+    fusion_onnx("")  # exported into this session's cache (conftest), which the child inherits
+    code = ("import sys; from moodwire.engines.fusion_spec import fusion_onnx; "
+            "from moodwire.engines.loader import load_engine; e = load_engine(fusion_onnx(''), 'cpu'); e.warm_up(); "
             "assert 'torch' not in sys.modules, 'torch imported'; print(e.backend)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "onnxruntime:CPUExecutionProvider"  # no export line: it was cached
+    assert out.stdout.strip() == "onnxruntime:CPUExecutionProvider"
 
 
 # ---------------------------------------------------------------- params files
@@ -285,7 +291,7 @@ def test_a_bad_params_file_names_the_file_and_the_key(tmp_path, content, message
         load_params(path)
     assert str(path) in str(err.value)
     with pytest.raises(FusionParamsError, match=message):
-        fusion_onnx(path, lambda line: None)
+        fusion_onnx(path)
 
 
 def test_the_packaged_defaults_say_they_are_set_by_hand():
@@ -339,7 +345,7 @@ def write_labelled_recording(tmp_path: Path, seconds: int = 8, fps: int = 15) ->
 
 
 def test_fitting_trusts_the_informative_modality_more(tmp_path):
-    tool = load_tool("fit_fusion")
+    tool = fit_fusion
     recording, labels = write_labelled_recording(tmp_path)
     out = tmp_path / "fitted.json"
     assert tool.main([str(recording), str(labels), "--out", str(out), "--steps", "200"]) == 0
@@ -357,7 +363,7 @@ def test_fitting_trusts_the_informative_modality_more(tmp_path):
 
 
 def test_fit_tool_says_why_labels_are_unusable(tmp_path, capsys):
-    tool = load_tool("fit_fusion")
+    tool = fit_fusion
     recording, _ = write_labelled_recording(tmp_path, seconds=2)
     bad = tmp_path / "bad.csv"
     bad.write_text("start_s,end_s,label\n0,1,bored\n")

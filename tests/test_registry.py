@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from engines import registry
+from moodwire.engines import registry
 from moodwire.engines.registry import ChecksumMismatch, ModelError, ModelMissing, resolve
 from tests.conftest import MOODWIRE
 

@@ -152,7 +152,7 @@ def test_mouth_openness_weights_jaw_and_lower_lip():
 def step(face_models):
     from moodwire.pipeline.face.step import build_face_step
 
-    built = build_face_step(progress=lambda line: None)
+    built = build_face_step()
     yield built
     built.close()
 

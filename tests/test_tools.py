@@ -1,4 +1,5 @@
-"""The benchmarks under tools/ still run and report what the README quotes (not a timing test)."""
+"""The benchmarks under tools/ still run and report what the README quotes (not a timing test); the tools
+are one package over one harness (tools/harness/), run as ``python -m tools.NAME``."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
 def test_bus_benchmark_quick_run_reports_every_path_and_payload():
-    out = subprocess.run([sys.executable, str(TOOLS / "bench_bus.py"), "--quick"],
+    out = subprocess.run([sys.executable, "-m", "tools.bench_bus", "--quick"], cwd=ROOT,
                          capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])

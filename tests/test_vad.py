@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from engines import registry
+from moodwire.engines import registry
 from moodwire.engines.registry import ChecksumMismatch, ModelError, ModelMissing
 from moodwire.pipeline.core.config import Config, VadConfig
 from moodwire.pipeline.core.messages import AudioChunk, Message, SpeechEvent, UtteranceAudio

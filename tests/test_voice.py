@@ -27,7 +27,7 @@ from moodwire.pipeline.core.wire import decode, encode
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 
-from tests.conftest import load_tool  # noqa: E402
+from moodwire.tools import make_voice_toyset, train_voice  # noqa: E402
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 SENTENCES = ["Kids are talking by the door.", "I can't believe you did that again.",
@@ -203,7 +203,7 @@ def test_silence_and_empty_audio_give_invalid_messages_without_nan_estimates():
 @pytest.fixture(scope="module")
 def toyset(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("toyset")
-    make = load_tool("make_voice_toyset")
+    make = make_voice_toyset
     assert make.main(["--out", str(folder), "--actors", "2", "--statements", "1", "--rate", "22050"]) == 0
     return folder
 
@@ -284,7 +284,7 @@ def test_training_tool_refuses_unknown_names_and_a_single_speaker(tmp_path, toys
 
 
 def test_training_names_and_audio_are_read_as_the_datasets_define_them(tmp_path):
-    tool = load_tool("train_voice")
+    tool = train_voice
     assert tool.parse_name("03-01-05-01-02-01-12.wav") == tool.ClipLabel("ravdess", "angry", "ravdess:12")
     assert tool.parse_name("03-01-02-02-01-02-07.wav").label == "neutral"  # calm
     assert tool.parse_name("1001_DFA_ANG_XX.wav") == tool.ClipLabel("crema-d", "angry", "crema-d:1001")
@@ -335,7 +335,7 @@ def test_toy_model_learns_the_settings_on_unseen_voices(tmp_path):
     """Plumbing check with signal in it: on the toy set the labels ARE the espeak settings, so a
     working pipeline must beat the majority class on held-out voices. Says nothing about emotion."""
     data = tmp_path / "toy"
-    assert load_tool("make_voice_toyset").main(["--out", str(data), "--actors", "6", "--repetitions", "2"]) == 0
+    assert make_voice_toyset.main(["--out", str(data), "--actors", "6", "--repetitions", "2"]) == 0
     run = train(data, tmp_path / "m.onnx", "--epochs", "30", "--val-fraction", "0.34")
     assert run.returncode == 0, run.stderr
     training = read_sidecar(tmp_path / "m.onnx")["training"]

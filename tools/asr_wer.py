@@ -14,7 +14,7 @@ sentences / reference words. Both sides are normalised the same way first: lower
 to spaces, every character but letters, digits and apostrophes removed, and a number written in
 digits from 0 to 99 spelled out ("10" -> "ten"); nothing else (no spelling variants).
 
-    .venv/bin/python tools/asr_wer.py [--quick] [--model tiny.en|base] [--speed WPM] [--voice NAME]
+    .venv/bin/python -m tools.asr_wer [--quick] [--model tiny.en|base] [--speed WPM] [--voice NAME]
 
 The speech is paced in real time, so a run lasts about as long as the speech (about 65 s; the
 first ``--lead`` seconds of silence let the nodes load). The last stdout line is one JSON object.
@@ -23,25 +23,22 @@ first ``--lead`` seconds of silence let the nodes load). The last stdout line is
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import re
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from moodwire.pipeline.core.messages import AudioChunk, FaceTracks, SpeechEvent, Transcript
 
-import numpy as np  # noqa: E402
+from .harness.launch import PipelineRun, log_tail
+from .harness.machine import announce, shown_path
+from .harness.stats import summary
 
-from moodwire.pipeline.core.messages import AudioChunk, FaceTracks, SpeechEvent, Transcript  # noqa: E402
-
-SENTENCES = ROOT / "tools" / "data" / "speech_sentences.txt"
+SENTENCES = Path(__file__).resolve().parent / "data" / "speech_sentences.txt"
 QUICK_SENTENCES = 4
 TARGET_WER = 0.15
 CHUNK_S = 0.02  # audio.chunk length (pipeline/sources: 320 samples at 16 kHz)
@@ -86,11 +83,6 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
 # ---------------------------------------------------------------- running the pipeline
 
 
-def moodwire_command() -> list[str]:
-    script = Path(sys.executable).parent / "moodwire"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "moodwire.pipeline.runtime.cli"]
-
-
 @dataclass
 class Collected:
     """What the public endpoint carried during one run."""
@@ -122,47 +114,27 @@ def run_pipeline(media: Path, sets: list[str], duration_s: float, topics: tuple[
     """``moodwire run --source media`` until the media has played and every utterance has ended and,
     with ``transcripts``, has its final transcript (or ``duration_s + grace_s`` passes); then
     SIGINT, as a user's Ctrl-C."""
-    from moodwire.pipeline.core.bus import Subscriber
-
-    from .bench_bus import free_port
-
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    cmd = [*moodwire_command(), "run", "--source", str(media), "--set", f"bus.public={endpoint}",
-           "--set", "manager.drain_s=60", *[a for s in sets for a in ("--set", s)]]
     got = Collected()
-    sub = Subscriber(endpoint, ["speech.vad", "speech.transcript", "audio.chunk", *topics], queue_everything=True)
-    with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + duration_s + grace_s
-        done_at = None
-        try:
-            while proc.poll() is None and time.monotonic() < deadline:
-                msg = sub.recv(timeout=0.2)
-                if msg is not None:
-                    _collect(got, msg.msg)
-                finished = got.media_end_s >= duration_s - 2 * CHUNK_S and got.settled(transcripts)
-                done_at = (done_at or time.monotonic()) if finished else None
-                if done_at and time.monotonic() - done_at > 1.0:  # a moment for stragglers
-                    got.stopped_by = "done"
-                    break
-            got.stopped_by = got.stopped_by or ("pipeline exited" if proc.poll() is not None else "timeout")
-        finally:
-            sub.close()
-            got.log = stop_run(proc, log)
-    return got
+    run = PipelineRun.start(["--source", str(media), "--set", "manager.drain_s=60",
+                             *[a for s in sets for a in ("--set", s)]],
+                            subscribe=["speech.vad", "speech.transcript", "audio.chunk", *topics])
+    finished_at: list[float] = []
 
+    def done() -> bool:  # a moment for stragglers once everything is in
+        if not (got.media_end_s >= duration_s - 2 * CHUNK_S and got.settled(transcripts)):
+            finished_at.clear()
+            return False
+        finished_at[:] = finished_at or [time.monotonic()]
+        return time.monotonic() - finished_at[0] > 1.0
 
-def stop_run(proc: subprocess.Popen, log) -> str:
-    """Stop ``moodwire run`` as Ctrl-C would (SIGKILL after 30 s) and return what it printed."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.seek(0)
-    return log.read()
+        why = run.watch(lambda received: _collect(got, received.msg), done, duration_s + grace_s)
+        got.stopped_by = why
+        run.stop()
+        got.log = run.output()
+    finally:
+        run.close()
+    return got
 
 
 def _collect(got: Collected, msg: Any) -> None:
@@ -179,10 +151,6 @@ def _collect(got: Collected, msg: Any) -> None:
             got.partials.append(msg)
     elif isinstance(msg, FaceTracks):
         got.faces.append(msg)
-
-
-def log_tail(log: str, lines: int = 15) -> str:
-    return "\n".join(log.strip().splitlines()[-lines:])
 
 
 # ---------------------------------------------------------------- matching and report
@@ -219,11 +187,8 @@ def score(spans: list, got: Collected) -> dict[str, Any]:
             "wer": round(errors / words, 4) if words else None, "stray_utterances": len(stray)}
 
 
-def decode_summary(got: Collected) -> dict[str, float]:
-    values = [t.decode_ms for t in got.finals.values()]
-    if not values:
-        return {}
-    return {"p50": round(float(np.percentile(values, 50)), 1), "max": round(max(values), 1), "n": len(values)}
+def decode_summary(got: Collected) -> dict[str, Any]:
+    return summary((t.decode_ms for t in got.finals.values()), 1)
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
@@ -249,8 +214,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     from moodwire.pipeline.sources.spoken import Voice, load_sentences, spoken_script, write_wav
-
-    from .bench_face import announce, shown_path
 
     args = parse_args(argv)
     sentences = load_sentences(args.sentences)[:QUICK_SENTENCES if args.quick else None]

@@ -49,25 +49,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from .asr_wer import log_tail, moodwire_command, stop_run  # noqa: E402
-from .bench_affect import percentiles, prepare  # noqa: E402
-from .bench_bus import free_port  # noqa: E402
-from .bench_face import run_fer, run_json_tool  # noqa: E402
-from .bench_speech import FPS, LEAD_S  # noqa: E402
+from .bench_affect import prepare
+from .bench_face import run_fer
+from .harness.json_tool import run_json_tool, skipped
+from .harness.launch import PipelineRun, log_tail
+from .harness.memory import MemorySampler
+from .harness.stats import cpu_share, index_gaps, ratio, seq_gaps, summary
+from .media.speech_clip import FPS, LEAD_S
 
 FULL_S, QUICK_S = 30.0, 8.0  # quick: 8 s holds at least one sentence's end (they come every 7.5 s)
 WARMUP_S = 2.0
@@ -89,45 +86,6 @@ LATENCY_RULES = {
     "text": "final transcript -> text.affect", "fusion": "face.tracks -> affect.frame",
     "bus": "publish -> arrival at a TCP subscriber",
 }
-
-
-# ---------------------------------------------------------------- pure figures
-
-
-def cpu_share(before: Any, after: Any, wall_s: float) -> float | None:
-    """% of one core: user+system seconds between two psutil ``cpu_times`` samples over ``wall_s``."""
-    if before is None or after is None or wall_s <= 0:
-        return None
-    used = (after.user - before.user) + (after.system - before.system)
-    return round(100.0 * used / wall_s, 1)
-
-
-def seq_gaps(seqs: list[int]) -> dict[str, int]:
-    """Messages lost between consecutive ``seq`` of one (source, topic) in arrival order, and restarts
-    (``seq`` going back: the publisher restarted at 0, so the new process's first ``seq`` were lost)."""
-    lost = restarts = 0
-    for prev, cur in zip(seqs, seqs[1:]):
-        if cur > prev:
-            lost += cur - prev - 1
-        else:
-            restarts += 1
-            lost += cur
-    return {"lost": lost, "restarts": restarts}
-
-
-def index_gaps(indices: list[int]) -> int:
-    """Indices missing between the smallest and largest one seen (duplicates count once)."""
-    seen = set(indices)
-    return max(seen) - min(seen) + 1 - len(seen) if seen else 0
-
-
-def left_out(reason: str) -> dict[str, str]:
-    """A peer's section when it was not run on purpose."""
-    return {"status": "skipped", "reason": reason}
-
-
-def ratio(ours: float | None, peer: float | None) -> float | None:
-    return round(ours / peer, 2) if ours is not None and peer else None
 
 
 # ---------------------------------------------------------------- what the subscriber saw
@@ -248,9 +206,8 @@ def end_to_end(seen: Seen, window: tuple[int, int]) -> dict[str, Any]:
     frames = in_window(seen.records["affect.frame"], window)
     ends = {r.key: r for r in seen.ended(window)}
     utterances = [r for r in seen.records["affect.utterance"] if r.key in ends]
-    return {"capture_to_affect_frame_ms": percentiles(np.array([(r.t_receive - r.t_capture) / MS for r in frames])),
-            "speech_end_to_affect_utterance_ms": percentiles(
-                np.array([(r.t_receive - ends[r.key].t_end) / MS for r in utterances])),
+    return {"capture_to_affect_frame_ms": summary([(r.t_receive - r.t_capture) / MS for r in frames], 1),
+            "speech_end_to_affect_utterance_ms": summary([(r.t_receive - ends[r.key].t_end) / MS for r in utterances], 1),
             "utterances_ended": len(ends), "affect_utterances": len(utterances)}
 
 
@@ -263,20 +220,21 @@ def drops(seen: Seen, window: tuple[int, int]) -> dict[str, Any]:
     for topic, records in seen.records.items():
         for r in records:
             streams[f"{r.source}/{topic}"].append(r.seq)
-    gaps = {name: seq_gaps(seqs) for name, seqs in sorted(streams.items())}
+    gaps = {name: seq_gaps(seqs) for name, seqs in sorted(streams.items())}  # "lost": tools/harness/stats.py
     return {"video_frames": len(frames), "affect_frames": len(fused), "affect_frame_missing": len(frames - fused),
             "face_tracks": len(faced), "face_tracks_skipped": len(frames - faced),
             "source_skipped": index_gaps([r.key for r in in_window(seen.records["video.frame"], window)]),
-            "seq_lost": sum(g["lost"] for g in gaps.values()),
-            "seq_restarts": sum(g["restarts"] for g in gaps.values()),
-            "seq_gaps": {k: g for k, g in gaps.items() if g["lost"] or g["restarts"]}}
+            "seq_lost": sum(g.lost for g in gaps.values()),
+            "seq_restarts": sum(g.restarts for g in gaps.values()),
+            "seq_gaps": {k: {"lost": g.lost, "restarts": g.restarts} for k, g in gaps.items() if g.lost or g.restarts}}
 
 
 # ---------------------------------------------------------------- processes
 
 
 class ProcessMeter:
-    """CPU over the window and RSS samples of the manager and every node process."""
+    """CPU over the window (psutil ``cpu_times`` at its start and end) and RSS (the harness's
+    MemorySampler, sampled every RSS_EVERY_S) of the manager and every node process."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         import psutil
@@ -287,10 +245,9 @@ class ProcessMeter:
                 self.procs[name] = psutil.Process(pid)
             except psutil.NoSuchProcess:
                 pass
+        self.memory = MemorySampler(lambda: {name: proc.pid for name, proc in self.procs.items()})
         self.start = self._cpu()
         self.t_start = time.monotonic()
-        self.rss: dict[str, list[float]] = defaultdict(list)
-        self.total_rss: list[float] = []
         self.end: dict[str, Any] = {}
         self.wall_s = 0.0
         self.stopped = False
@@ -306,41 +263,21 @@ class ProcessMeter:
         return out
 
     def sample_rss(self) -> None:
-        total = 0.0
-        for name, proc in self.procs.items():
-            try:
-                mb = proc.memory_info().rss / 2**20
-            except Exception:
-                continue
-            self.rss[name].append(mb)
-            total += mb
-        self.total_rss.append(total)
+        self.memory.sample()
 
     def stop(self) -> None:
-        self.sample_rss()
+        self.memory.sample()
         self.end, self.wall_s, self.stopped = self._cpu(), time.monotonic() - self.t_start, True
-        self.pss_mb = self._pss()
-
-    def _pss(self) -> float | None:
-        """Proportional set size summed over the processes (shared pages split between their users):
-        what the whole pipeline really holds. Read once, at the end (it walks every mapping)."""
-        try:
-            return round(sum(p.memory_full_info().pss for p in self.procs.values()) / 2**20, 1)
-        except Exception:  # a process gone, or no PSS on this platform
-            return None
+        self.pss_mb = self.memory.pss_mb()
 
     def figures(self) -> dict[str, dict[str, float | None]]:
         out = {}
         for name in self.procs:
-            rss = self.rss.get(name, [])
             out[name] = {"cpu_percent": cpu_share(self.start.get(name), self.end.get(name), self.wall_s),
-                         "rss_max_mb": round(max(rss), 1) if rss else None,
-                         "rss_end_mb": round(rss[-1], 1) if rss else None}
+                         "rss_max_mb": self.memory.max_mb(name), "rss_end_mb": self.memory.last_mb(name)}
         cpus = [f["cpu_percent"] for f in out.values() if f["cpu_percent"] is not None]
-        out["total"] = {"cpu_percent": round(sum(cpus), 1),
-                        "rss_max_mb": round(max(self.total_rss), 1) if self.total_rss else None,
-                        "rss_end_mb": round(self.total_rss[-1], 1) if self.total_rss else None,
-                        "pss_end_mb": self.pss_mb}
+        out["total"] = {"cpu_percent": round(sum(cpus), 1), "rss_max_mb": self.memory.max_mb("total"),
+                        "rss_end_mb": self.memory.last_mb("total"), "pss_end_mb": self.pss_mb}
         return out
 
 
@@ -355,29 +292,24 @@ def observer_cpu() -> Any:
 
 def run_pipeline(media: Path, sets: list[str], seconds: float, clip_s: float) -> dict[str, Any]:
     """``moodwire run --source media``, watched until the window and its tail are in; then SIGINT."""
-    from moodwire.pipeline.core.bus import Subscriber
-
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    cmd = [*moodwire_command(), "run", "--source", str(media), "--quiet", "--set", f"bus.public={endpoint}",
-           *[a for s in sets for a in ("--set", s)]]
     seen, watch = Seen(), Watch(seconds)
-    sub = Subscriber(endpoint, [""], queue_everything=True)
-    with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + clip_s + GRACE_S
-        try:
-            while proc.poll() is None and time.monotonic() < deadline and not watch.done(seen):
-                got = sub.recv(timeout=0.1)
-                if got is not None:
-                    seen.add(got.topic, got.msg, got.t_receive)
-                watch.tick(seen, proc.pid)
-            watch.stopped_by = watch.stopped_by or ("pipeline exited" if proc.poll() is not None else "timeout")
-        finally:
-            sub.close()
-            text = stop_run(proc, log)
+    run = PipelineRun.start(["--source", str(media), "--quiet", *[a for s in sets for a in ("--set", s)]],
+                            subscribe=[""])
+
+    def done() -> bool:
+        watch.tick(seen, run.proc.pid)
+        return watch.done(seen)
+
+    try:
+        why = run.watch(lambda got: seen.add(got.topic, got.msg, got.t_receive), done, clip_s + GRACE_S, 0.1)
+        watch.stopped_by = watch.stopped_by or why
+        run.stop()
+        text = run.output()
+    finally:
+        run.close()
     if watch.stopped_by != "window full":
         print(f"  stopped: {watch.stopped_by}; pipeline log tail:\n{log_tail(text)}", flush=True)
-    return figures(seen, watch, sub.malformed)
+    return figures(seen, watch, run.malformed)
 
 
 class Watch:
@@ -428,7 +360,7 @@ def figures(seen: Seen, watch: Watch, malformed: int) -> dict[str, Any]:
     lat = node_latencies(seen, window)
     rates = node_rates(seen, window, watch.seconds)
     nodes = {n: {"topic": MAIN_TOPIC[n], "rate_hz": rates[n], "latency_rule": LATENCY_RULES[n],
-                 "latency_ms": percentiles(lat[n]), "pid": seen.pids.get(n),
+                 "latency_ms": summary(lat[n], 1), "pid": seen.pids.get(n),
                  **procs.get(n, {"cpu_percent": None, "rss_max_mb": None, "rss_end_mb": None})}
              for n in NODES if n in seen.pids}
     restarts = {n: seen.restarts.get(n, 0) - watch.restarts_before.get(n, 0) for n in seen.restarts}
@@ -443,7 +375,7 @@ def figures(seen: Seen, watch: Watch, malformed: int) -> dict[str, Any]:
 
 def run_naive(mkv: Path, wav: Path, seconds: float) -> dict[str, Any]:
     """tools/naive_loop.py in its own process (its RSS is then its models' alone)."""
-    return run_json_tool([sys.executable, str(ROOT / "tools" / "naive_loop.py"), str(mkv), str(wav),
+    return run_json_tool([sys.executable, "-m", "moodwire.tools.naive_loop", str(mkv), str(wav),
                           "--start", str(NAIVE_START_S), "--paced-s", str(seconds),
                           "--fast-s", str(min(seconds, NAIVE_FAST_S))])
 
@@ -598,11 +530,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run_peers(args: argparse.Namespace, mkv: Path, wav: Path, seconds: float) -> dict[str, Any]:
     if args.no_peers:
-        return {"naive loop": left_out("--no-peers"), "fer": left_out("--no-peers")}
+        return {"naive loop": skipped("--no-peers"), "fer": skipped("--no-peers")}
     print("peer: naive loop (tools/naive_loop.py)", flush=True)
     naive = run_naive(mkv, wav, seconds)
     if args.quick:
-        return {"naive loop": naive, "fer": left_out("--quick leaves the fer peer out (TensorFlow takes a while)")}
+        return {"naive loop": naive, "fer": skipped("--quick leaves the fer peer out (TensorFlow takes a while)")}
     print("peer: fer (tools/fer_baseline.py in .venv-fer-baseline)", flush=True)
     return {"naive loop": naive, "fer": run_fer_peer(mkv, seconds)}
 

@@ -17,7 +17,7 @@ audio track), long enough for ``--seconds`` of measurement after the nodes have 
    calls each after warm-up, on CPU; where ONNX Runtime has CUDA or TensorRT is installed, the
    same ONNX through engine ``cuda`` and ``tensorrt-native`` too.
 
-    .venv/bin/python tools/bench_affect.py [--quick] [--seconds S] [--calls N] [--set KEY=VALUE ...]
+    .venv/bin/python -m tools.bench_affect [--quick] [--seconds S] [--calls N] [--set KEY=VALUE ...]
 
 Targets (the fusion issue): p50 capture -> affect.frame < 25 ms, p99 < 60 ms, one face, 2 cores.
 The machine is shared and noisy. The last stdout line is JSON.
@@ -28,22 +28,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from .asr_wer import log_tail, moodwire_command, stop_run  # noqa: E402
-from .bench_bus import free_port, pct  # noqa: E402
-from .bench_face import announce  # noqa: E402
-from .bench_speech import FPS, GAP_S, LEAD_S, SENTENCES, make_media  # noqa: E402
+from .harness.launch import PipelineRun, log_tail
+from .harness.machine import announce
+from .harness.stats import summary
+from .media.speech_clip import FPS, GAP_S, LEAD_S, SENTENCES, make_media
 
 FULL_S, QUICK_S = 30.0, 12.0
 WARMUP_S = 2.0  # after the first affect.frame: queues and caches settle
@@ -67,50 +62,38 @@ def sentence_count(seconds: float) -> int:
 def run_pipeline(media: Path, sets: list[str], seconds: float, clip_s: float) -> dict[str, Any]:
     """``moodwire run --source media``; affect.frame and affect.utterance until the window is full
     (or the pipeline exits, or the clip plus ``GRACE_S`` passes); then SIGINT, as a user's Ctrl-C."""
-    from moodwire.pipeline.core.bus import Subscriber
     from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance
 
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    cmd = [*moodwire_command(), "run", "--source", str(media), "--set", f"bus.public={endpoint}",
-           *[a for s in sets for a in ("--set", s)]]
     frames: list[tuple[AffectFrame, int]] = []
     utterances: list[AffectUtterance] = []
-    window: tuple[int, int] | None = None
-    stopped_by = ""
-    sub = Subscriber(endpoint, ["affect.frame", "affect.utterance"], queue_everything=True)
-    with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + clip_s + GRACE_S
-        try:
-            while proc.poll() is None and time.monotonic() < deadline:
-                got = sub.recv(timeout=0.2)
-                if got is None:
-                    continue
-                if isinstance(got.msg, AffectUtterance):
-                    utterances.append(got.msg)
-                elif isinstance(got.msg, AffectFrame):
-                    frames.append((got.msg, got.t_receive))
-                    if window is None:
-                        start = got.msg.t_capture + round(WARMUP_S * 1e9)
-                        window = (start, start + round(seconds * 1e9))
-                    elif got.msg.t_capture >= window[1] + round(0.5e9):  # frames before the end are in
-                        stopped_by = "window full"
-                        break
-            stopped_by = stopped_by or ("pipeline exited" if proc.poll() is not None else "timeout")
-        finally:
-            sub.close()
-            text = stop_run(proc, log)
-    result = figures(frames, utterances, window, seconds)
+    window: list[int] = []  # start, end (capture time) once the first affect.frame came
+
+    def keep(got: Any) -> None:
+        if isinstance(got.msg, AffectUtterance):
+            utterances.append(got.msg)
+        elif isinstance(got.msg, AffectFrame):
+            frames.append((got.msg, got.t_receive))
+            if not window:
+                start = got.msg.t_capture + round(WARMUP_S * 1e9)
+                window[:] = [start, start + round(seconds * 1e9)]
+
+    def full() -> bool:  # frames captured before the window's end are in
+        return bool(window) and bool(frames) and frames[-1][0].t_capture >= window[1] + round(0.5e9)
+
+    run = PipelineRun.start(["--source", str(media), *[a for s in sets for a in ("--set", s)]],
+                            subscribe=["affect.frame", "affect.utterance"])
+    try:
+        why = run.watch(keep, full, clip_s + GRACE_S)
+        run.stop()
+        text = run.output()
+    finally:
+        run.close()
+    stopped_by = "window full" if why == "done" else why
+    result = figures(frames, utterances, tuple(window) if window else None, seconds)
     result["stopped_by"] = stopped_by
     if stopped_by != "window full" or not frames:
         print(f"  stopped: {stopped_by}; pipeline log tail:\n{log_tail(text)}")
     return result
-
-
-def percentiles(values: np.ndarray) -> dict[str, Any]:
-    """p50/p90/p99/max in ms (tools/bench_bus.py's pct, plus p90)."""
-    p90 = round(float(np.percentile(values, 90)), 1) if values.size else None
-    return {**pct(values), "p90": p90, "n": int(values.size)}
 
 
 def figures(frames: list, utterances: list, window: tuple[int, int] | None, seconds: float) -> dict[str, Any]:
@@ -131,7 +114,7 @@ def figures(frames: list, utterances: list, window: tuple[int, int] | None, seco
     backends = sorted({m.fusion_backend for m, _ in chosen if m.fusion_backend})
     return {"frames": len(chosen), "window_s": seconds, "rate_fps": round(len(chosen) / seconds, 2),
             "clip_fps": FPS, "rate_ratio": round(len(chosen) / seconds / FPS, 3),
-            "capture_to_arrival_ms": percentiles(arrival), "capture_to_fusion_ms": percentiles(own),
+            "capture_to_arrival_ms": summary(arrival, 1), "capture_to_fusion_ms": summary(own, 1),
             "face_present_share": round(with_face / len(chosen), 3) if chosen else 0.0,
             "fusion_backend": backends[0] if len(backends) == 1 else backends, **result}
 
@@ -192,16 +175,15 @@ def time_fusion(calls: int) -> dict[str, Any]:
     from moodwire.pipeline.core.config import Config
     from moodwire.pipeline.fusion.model import FusionModel, build_fusion_model
 
-    quiet = lambda line: None  # noqa: E731
     config = Config()
-    cpu_model = build_fusion_model(config, quiet)
+    cpu_model = build_fusion_model(config)
     result: dict[str, Any] = {"engine_config": config.fusion.engine,
                               "cpu": [time_fuse(cpu_model, p, calls) for p in PERSONS]}
     engines, reason = gpu_engines()
     result["gpu"] = {}
     result["gpu_unavailable"] = reason or None
     for name in engines:
-        engine = load_engine(fusion_onnx(config.fusion.params, quiet), name, threads=1)
+        engine = load_engine(fusion_onnx(config.fusion.params), name, threads=1)
         engine.warm_up()
         result["gpu"][name] = [time_fuse(FusionModel(engine), p, calls) for p in PERSONS]
     return result

@@ -19,7 +19,7 @@ Throughput: the publisher sends N messages as fast as it can. ``audio.chunk`` is
 QUEUED (every arrival is delivered); ``video.frame`` is latest-only, so the
 table shows sent, arrived at the subscriber, delivered by recv() and superseded.
 
-    .venv/bin/python tools/bench_bus.py [--quick]
+    .venv/bin/python -m tools.bench_bus [--quick]
 """
 
 from __future__ import annotations
@@ -28,15 +28,14 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import socket
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from .harness.launch import free_port
+from .harness.stats import summary
 
 WARMUP, END = -1, -2          # index values of warm-up and end-marker messages
 WAIT_S = 10.0                 # longest wait for any handshake
@@ -163,14 +162,6 @@ def subscriber_main(conn, ev, hwm: int) -> None:
 # ---------------------------------------------------------------- measuring
 
 
-def pct(values: np.ndarray) -> dict:
-    if values.size == 0:
-        return {"p50": None, "p99": None, "max": None}
-    return {"p50": round(float(np.percentile(values, 50)), 1),
-            "p99": round(float(np.percentile(values, 99)), 1),
-            "max": round(float(values.max()), 1)}
-
-
 class Bench:
     def __init__(self, ctx, endpoints, hwm: int) -> None:
         self.ev = {k: ctx.Event() for k in ("warm", "baseline", "baseline_taken")}
@@ -202,7 +193,7 @@ class Bench:
         out = {"path": path, "payload": kind, "topic": topic, "mode": "paced" if rate else "flood",
                "rate_hz": rate, "sent": n, "arrived": got["arrived"], "delivered": int(len(rows)),
                "superseded": got["superseded"], "queue_dropped": got["dropped"], "malformed": got["malformed"],
-               "bus_us": pct(bus_us), "e2e_us": pct(e2e_us)}
+               "bus_us": summary(bus_us, 1), "e2e_us": summary(e2e_us, 1)}
         if not rate and len(rows):
             span_s = (rows[:, 3].max() - sent["t_first_send"]) / 1e9
             size = wire_bytes(kind)
@@ -231,12 +222,6 @@ def _reply(conn, timeout: float, what: str):
     except EOFError:
         pass
     raise RuntimeError(f"{what} within {timeout:.0f} s (did its process die? see its traceback above)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def print_table(results: list[dict]) -> None:

@@ -21,7 +21,7 @@ Ratios compare wall time per call on both sides (moodwire ``node_ms`` against
 fer's per-call latency): ``fer p50 / moodwire p50`` and ``moodwire fps / fer fps``.
 The machines are noisy; compare ratios within one run, not figures across runs.
 
-    .venv/bin/python tools/bench_face.py [--quick] [--frames N] [--no-baseline]
+    .venv/bin/python -m tools.bench_face [--quick] [--frames N] [--no-baseline]
 
 The last stdout line is one JSON object with every figure (tests parse it).
 """
@@ -30,10 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,57 +37,26 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from .harness.json_tool import run_json_tool, skipped
+from .harness.launch import PipelineRun
+from .harness.machine import ROOT, announce
+from .harness.stats import summary
 
 FULL_FRAMES = 360
 QUICK_FRAMES = 60
 BASELINE_PYTHON = ROOT / ".venv-fer-baseline" / "bin" / "python"
-BASELINE_SCRIPT = ROOT / "tools" / "fer_baseline.py"
 BASELINE_SETUP = "bash tools/fer_baseline_setup.sh"
-BASELINE_TIMEOUT_S = 600
 
 
-# ---------------------------------------------------------------- input and machine
-
-
-def machine() -> dict[str, Any]:
-    """Cores and CPU model: figures mean little without them."""
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version(),
-            "loadavg_1min_at_start": round(os.getloadavg()[0], 2)}
-
-
-def announce() -> tuple[dict[str, Any], str]:
-    """Print the machine and the command line every benchmark's figures come with; return both."""
-    host = machine()
-    command = shlex.join([shown_path(Path(sys.executable)), *sys.argv])
-    print(f"machine: {host['cores']} cores, {host['cpu']}, Python {host['python']}, "
-          f"load average {host['loadavg_1min_at_start']} at start")
-    print(f"command: {command}")
-    return host, command
-
-
-def shown_path(path: Path) -> str:
-    """``path`` relative to the repository when inside it (``.venv/bin/python``), as a user types it."""
-    try:
-        return str(path.relative_to(ROOT))
-    except ValueError:
-        return str(path)
+# ---------------------------------------------------------------- input
 
 
 def clip_path() -> Path:
     """The reference clip (made once into the user cache)."""
     from moodwire.pipeline.core.paths import cache_dir
+
     from .media.reference import carphone_640x480
 
     return carphone_640x480(cache_dir() / "reference")
@@ -105,15 +70,6 @@ def load_frames(count: int) -> list[np.ndarray]:
     if len(frames) < count:
         raise SystemExit(f"the reference clip has {len(frames)} frames; asked for {count}")
     return frames
-
-
-def summary(values_ms: list[float]) -> dict[str, float]:
-    """p50/p99/mean/max, numpy's default (linear) percentile, as tools/fer_baseline.py computes them."""
-    if not values_ms:
-        return {"p50": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0, "n": 0}
-    arr = np.asarray(values_ms, dtype=np.float64)
-    return {"p50": round(float(np.percentile(arr, 50)), 3), "p99": round(float(np.percentile(arr, 99)), 3),
-            "mean": round(float(arr.mean()), 3), "max": round(float(arr.max()), 3), "n": len(values_ms)}
 
 
 # ---------------------------------------------------------------- moodwire
@@ -141,7 +97,7 @@ def run_moodwire(frames: list[np.ndarray]) -> dict[str, Any]:
     from moodwire.pipeline.face.step import build_face_step
 
     t0 = time.perf_counter()
-    step = build_face_step(progress=lambda line: print(line, file=sys.stderr))
+    step = build_face_step()
     load_s = time.perf_counter() - t0
     try:
         face_tracks(step, video_frame(0, frames[0]))
@@ -187,15 +143,8 @@ def record_stages(stages: dict[str, list[float]], timings: dict[str, float], has
 # ---------------------------------------------------------------- the fer baseline
 
 
-def skipped(reason: str) -> dict[str, Any]:
-    """The baseline section when fer did not run: why, and the one command that makes it run."""
-    return {"status": "skipped", "reason": reason, "setup": BASELINE_SETUP}
-
-
 def run_baseline(frames: list[np.ndarray]) -> dict[str, Any]:
     """fer's detect_emotions on the same frames, in its own venv and process; skipped without the venv."""
-    if not BASELINE_PYTHON.exists():
-        return skipped(f"{BASELINE_PYTHON.relative_to(ROOT)} not found")
     with tempfile.TemporaryDirectory(prefix="bench-face-") as tmp:
         stack = Path(tmp) / "frames.npy"
         np.save(stack, np.stack(frames))
@@ -206,31 +155,8 @@ def run_fer(args: list[str]) -> dict[str, Any]:
     """tools/fer_baseline.py with ``args`` (a .npy stack or a video, options) in the fer venv; its figures
     (``status`` ran), or why not (skipped without the venv, failed)."""
     if not BASELINE_PYTHON.exists():
-        return skipped(f"{BASELINE_PYTHON.relative_to(ROOT)} not found")
-    return run_json_tool([str(BASELINE_PYTHON), str(BASELINE_SCRIPT), *args])
-
-
-def run_json_tool(command: list[str], timeout_s: float = BASELINE_TIMEOUT_S) -> dict[str, Any]:
-    """A tool whose last stdout line is JSON, run in the repository root: its figures, or why none."""
-    try:
-        out = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
-                             cwd=ROOT, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return {"status": "failed", "reason": f"timed out after {timeout_s:.0f} s"}
-    return parse_baseline(out)
-
-
-def parse_baseline(out: subprocess.CompletedProcess) -> dict[str, Any]:
-    """The JSON line of tools/fer_baseline.py, or why there is none."""
-    lines = out.stdout.strip().splitlines()
-    if out.returncode != 0 or not lines:
-        tail = " | ".join(out.stderr.strip().splitlines()[-3:])
-        return {"status": "failed", "reason": f"exit {out.returncode}: {tail}"}
-    try:
-        figures = json.loads(lines[-1])
-    except json.JSONDecodeError:
-        return {"status": "failed", "reason": f"no JSON on the last stdout line: {lines[-1][:200]}"}
-    return {"status": "ran", **figures}
+        return skipped(f"{BASELINE_PYTHON.relative_to(ROOT)} not found", setup=BASELINE_SETUP)
+    return run_json_tool([str(BASELINE_PYTHON), "-m", "tools.fer_baseline", *args])
 
 
 # ---------------------------------------------------------------- report
@@ -279,32 +205,28 @@ def run_pipeline(clip: Path, seconds: float) -> dict[str, Any]:
     """The face node as it really runs: ``moodwire run --source clip`` (video source, bus, face node as
     processes), observed on the public endpoint: the rate of ``face.tracks`` in capture time, frames it
     skipped (``frame_index`` gaps) and capture-to-arrival latency."""
-    from moodwire.pipeline.core.bus import Subscriber
     from moodwire.pipeline.core.clock import now_ns
 
-    from .bench_bus import free_port
+    from .harness.stats import index_gaps
 
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    cmd = [str(Path(sys.executable).parent / "moodwire"), "run", "--source", str(clip), "--duration", str(seconds),
-           "--set", "sources.audio=none", "--set", "nodes.fusion=false", "--set", f"bus.public={endpoint}"]
-    sub = Subscriber(endpoint, ["face.tracks"], queue_everything=True)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = PipelineRun.start(["--source", str(clip), "--duration", str(seconds), "--set", "sources.audio=none",
+                             "--set", "nodes.fusion=false"], subscribe=["face.tracks"])
     msgs, latency = [], []
+
+    def keep(got: Any) -> None:
+        msgs.append(got.msg)
+        latency.append((now_ns() - got.msg.t_capture) / 1e6)
+
     try:
-        while proc.poll() is None:
-            got = sub.recv(timeout=0.5)
-            if got is not None:
-                msgs.append(got.msg)
-                latency.append((now_ns() - got.msg.t_capture) / 1e6)
+        run.watch(keep, timeout_s=seconds + 60, poll_s=0.5)
+        run.stop()
     finally:
-        sub.close()
-        proc.wait(timeout=30)
+        run.close()
     if len(msgs) < 2:
         return skipped(f"the pipeline published {len(msgs)} face.tracks messages")
     span_s = (msgs[-1].t_capture - msgs[0].t_capture) / 1e9
-    indices = [m.frame_index for m in msgs]
     return {"messages": len(msgs), "rate_hz": round((len(msgs) - 1) / span_s, 1),
-            "frames_skipped": indices[-1] - indices[0] + 1 - len(set(indices)),
+            "frames_skipped": index_gaps(m.frame_index for m in msgs),
             "with_face": sum(bool(m.faces) for m in msgs), "capture_to_face_tracks_ms": summary(latency)}
 
 
@@ -325,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"input: carphone_640x480 (reference_media), {len(frames)} frames of {frames[0].shape[1]}x"
           f"{frames[0].shape[0]}", flush=True)
     mood = run_moodwire(frames)
-    fer = skipped("--no-baseline") if args.no_baseline else run_baseline(frames)
+    fer = skipped("--no-baseline", setup=BASELINE_SETUP) if args.no_baseline else run_baseline(frames)
     ratio = ratios(mood, fer)
     print_table(mood, fer, ratio)
     live = skipped("--no-pipeline") if args.no_pipeline else run_pipeline(clip_path(), len(frames) / 30 + 4)

@@ -1,7 +1,7 @@
 """Screenshot of the dashboard on a running pipeline, taken by headless Chromium (docs/img/dashboard.png).
 
     .venv/bin/moodwire run --config configs/sample.toml        # in another terminal
-    .venv/bin/python tools/dashboard_screenshot.py --out docs/img/dashboard.png
+    .venv/bin/python -m tools.dashboard_screenshot --out docs/img/dashboard.png
 
 It serves the dashboard itself (on a free loopback port), waits until the page shows a person
 and a transcribed utterance (or ``--wait`` seconds), lets the plot fill for ``--settle`` seconds
@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from moodwire.pipeline.core.bus import DEFAULT_PUBLIC
+from moodwire.pipeline.dashboard.browser import headless_page
+from moodwire.pipeline.dashboard.run import DashboardOptions, serving
 
-from moodwire.pipeline.core.bus import DEFAULT_PUBLIC  # noqa: E402
-from moodwire.pipeline.dashboard.browser import headless_page  # noqa: E402
-from moodwire.pipeline.dashboard.run import DashboardOptions, serving  # noqa: E402
+from .harness.machine import ROOT
 
 
 

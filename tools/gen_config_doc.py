@@ -1,6 +1,6 @@
 """Write docs/config.md from the config schema (pipeline/core/config.py).
 
-    python tools/gen_config_doc.py
+    python -m tools.gen_config_doc
 """
 
 from pathlib import Path

@@ -9,7 +9,7 @@ is not an emotion model and must never be described as one. The folder gets a ``
 marker, so tools/train_voice.py records "SYNTHETIC toy set" in the model's sidecar and the voice
 node gives such a model's valence zero confidence.
 
-    python tools/make_voice_toyset.py --out /tmp/toyset --actors 4
+    python -m tools.make_voice_toyset --out /tmp/toyset --actors 4
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from moodwire.pipeline.core.audio import AUDIO_RATE, resample_linear  # noqa: E402
-from moodwire.pipeline.sources.spoken import Voice, speak, write_wav  # noqa: E402
+from moodwire.pipeline.core.audio import AUDIO_RATE, resample_linear
+from moodwire.pipeline.sources.spoken import Voice, speak, write_wav
 
 # RAVDESS emotion code -> (name in RAVDESS, espeak-ng speed wpm, pitch 0-99, amplitude 0-200)
 SETTINGS: dict[str, tuple[str, int, int, int]] = {

@@ -26,7 +26,7 @@ Two passes over the same stretch of the clip (from ``--start`` s, so it holds sp
 CPU = this process's user+system time (all threads) over the pass / wall, in % of one core.
 RSS sampled every 15 frames (max) and the kernel's peak (``ru_maxrss``).
 
-    .venv/bin/python tools/naive_loop.py CLIP.mkv SPEECH.wav [--start S] [--fast-s S] [--paced-s S]
+    .venv/bin/python -m tools.naive_loop CLIP.mkv SPEECH.wav [--start S] [--fast-s S] [--paced-s S]
 
 Progress goes to stderr; the last stdout line is one JSON object.
 """
@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import time
 from collections import deque
@@ -43,13 +44,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from .bench_face import video_frame  # noqa: E402
-from .fer_baseline import peak_rss_mb  # noqa: E402
+from .bench_face import video_frame
+from .harness.memory import MemorySampler, peak_rss_mb
+from .harness.stats import summary
 
 FPS = 30
 FRAME_NS = 1_000_000_000 // FPS
@@ -70,9 +69,9 @@ def build_steps(config) -> dict[str, Any]:
     from moodwire.pipeline.voice.step import build_voice_step
 
     quiet = lambda line: print(line, file=sys.stderr)  # noqa: E731
-    return {"face": build_face_step(config, quiet), "vad": build_vad_step(config),
+    return {"face": build_face_step(config), "vad": build_vad_step(config),
             "asr": build_asr_step(config, quiet), "voice": build_voice_step(config),
-            "text": build_text_step(config, quiet), "fusion": build_fusion_step(config, quiet)}
+            "text": build_text_step(config), "fusion": build_fusion_step(config)}
 
 
 def consumers(names: tuple[str, ...]) -> dict[str, list[str]]:
@@ -175,7 +174,7 @@ class Tally:
     affect_frames: int = 0
     dropped: int = 0
     transcripts: list[str] = field(default_factory=list)
-    rss_mb: list[float] = field(default_factory=list)
+    memory: MemorySampler = field(default_factory=lambda: MemorySampler(lambda: {"loop": os.getpid()}))
 
     def seen(self, topic: str, msg: Any) -> None:
         from moodwire.pipeline.core.clock import now_ns
@@ -191,16 +190,7 @@ class Tally:
 
     def sample_rss(self, index: int) -> None:
         if index % RSS_EVERY == 0:
-            import psutil
-
-            self.rss_mb.append(psutil.Process().memory_info().rss / 2**20)
-
-
-def summary(values: list[float]) -> dict[str, Any]:
-    """p50/p99/max in ms (tools/bench_bus.py's, as the other benchmarks) and how many."""
-    from .bench_bus import pct
-
-    return {**pct(np.asarray(values, dtype=np.float64)), "n": len(values)}
+            self.memory.sample()
 
 
 def cpu_seconds() -> float:
@@ -213,9 +203,9 @@ def cpu_seconds() -> float:
 def report(tally: Tally, frames: int, wall_s: float, cpu_s: float) -> dict[str, Any]:
     return {"frames": frames, "affect_frames": tally.affect_frames, "dropped_frames": tally.dropped,
             "wall_s": round(wall_s, 2), "fps": round(frames / wall_s, 2) if wall_s else 0.0,
-            "frame_latency_ms": summary(tally.frame_ms), "speech_end_to_utterance_ms": summary(tally.utterance_ms),
+            "frame_latency_ms": summary(tally.frame_ms, 1), "speech_end_to_utterance_ms": summary(tally.utterance_ms, 1),
             "transcripts": tally.transcripts, "cpu_percent": round(100 * cpu_s / wall_s, 1) if wall_s else None,
-            "rss_max_mb": round(max(tally.rss_mb), 1) if tally.rss_mb else None}
+            "rss_max_mb": tally.memory.max_mb("loop")}
 
 
 # ---------------------------------------------------------------- the two passes

@@ -1,6 +1,6 @@
 """Accuracy of the text node's zero-shot emotion rule on a labelled sentence file.
 
-    python tools/text_affect_eval.py [--data tools/data/text_affect_test.json] [--prototypes FILE]
+    python -m tools.text_affect_eval [--data tools/data/text_affect_test.json] [--prototypes FILE]
 
 What it measures: the classifier the text node runs (all-MiniLM-L6-v2 embeddings,
 nearest labelled prototypes of pipeline/text/prototypes.json, the negation rule),
@@ -26,12 +26,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-DEFAULT_DATA = ROOT / "tools" / "data" / "text_affect_test.json"
+DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "text_affect_test.json"
 
 
 @dataclass(frozen=True)
@@ -117,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = Config()
     config.text.prototypes, config.text.engine = args.prototypes, args.engine
-    classifier, backend = build_classifier(config, progress=lambda line: print(line, file=sys.stderr))
+    classifier, backend = build_classifier(config)
     cases = load_cases(args.data)
     classifier.score("warm-up")
     result = evaluate(classifier, cases)

@@ -2,7 +2,7 @@
 """Train the small voice-emotion model (exporters/voice_emotion.py) on a folder of labelled clips,
 export it to ONNX with a parity check, and write the sidecar the voice node reads.
 
-    python tools/train_voice.py --data ~/data/RAVDESS --out models/voice_emotion.onnx --epochs 30
+    python -m tools.train_voice --data ~/data/RAVDESS --out models/voice_emotion.onnx --epochs 30
     moodwire run --set voice.model=models/voice_emotion.onnx
 
 Clips are .wav files (any folder depth) named by either scheme, told apart per file:
@@ -30,11 +30,8 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from moodwire.pipeline.core.labels import LABELS  # noqa: E402
-from moodwire.pipeline.voice.logmel import SAMPLE_RATE, logmel  # noqa: E402
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.pipeline.voice.logmel import SAMPLE_RATE, logmel
 
 RAVDESS = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})\.wav$", re.IGNORECASE)
 RAVDESS_EMOTIONS = {"01": "neutral", "02": "neutral", "03": "happy", "04": "sad", "05": "angry",

@@ -19,6 +19,9 @@ from moodwire.pipeline.core.signals import stop_on_signals
 from moodwire.pipeline.sources import SourceUnavailable
 
 
+LISTED_ARRAY_MAX = 64  # `listen --json` prints arrays up to this many elements as lists (docs/schema.md)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -200,8 +203,15 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _array_summary(array: np.ndarray) -> dict:
-    return {"dtype": array.dtype.str, "shape": list(array.shape)}
+def _array_summary(array: np.ndarray) -> list | dict:
+    """A small array (a face's expression probabilities, its blendshapes, head pose) as a list of its values,
+    floats to 6 decimals (beyond float32's precision); a larger one (frames, audio, landmarks) as its dtype
+    and shape."""
+    if array.size > LISTED_ARRAY_MAX:
+        return {"dtype": array.dtype.str, "shape": list(array.shape)}
+    if array.dtype.kind == "f":
+        return np.round(array.astype(np.float64), 6).tolist()
+    return array.tolist()
 
 
 def _json_fallback(value: Any) -> Any:

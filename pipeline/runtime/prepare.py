@@ -19,6 +19,8 @@ from moodwire.pipeline.core.config import Config, from_dict
 from moodwire.pipeline.core.progress import Progress
 from moodwire.pipeline.runtime.process_table import enabled_nodes
 
+EXPORT_EXTRA = ("torch", "onnx", "h5py", "safetensors")  # what pyproject's "export" extra installs
+
 
 def needed_exports(config: Config) -> list[str]:
     """Export names of the models the enabled nodes load, in process-table order, each once."""
@@ -57,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             with progress.step(f"export {name}") as step:
                 result = export_named(name, config, step)
         except ImportError as exc:
-            print(f"moodwire: exporting {name} needs the export extra (torch, onnx): {exc}; install it "
+            if exc.name not in EXPORT_EXTRA:
+                raise
+            print(f"moodwire: exporting {name} needs the export extra ({', '.join(EXPORT_EXTRA)}): {exc}; install it "
                   "(bash tools/setup.sh does), or export on a machine that has it and copy the model cache",
                   file=sys.stderr)
             return 2

@@ -42,8 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from moodwire.pipeline.core.audio import frame_rms
-from moodwire.pipeline.core.audio import AUDIO_RATE
+from moodwire.pipeline.core.audio import AUDIO_RATE, frame_rms
+
 from .reference import FPS, packaged_clip, read_frames, write_video
 
 SIZE = (640, 480)
