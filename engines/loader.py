@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from moodwire.engines.engine import Engine, EngineError
 from moodwire.engines.derived import derived_ready, not_exported
+from moodwire.engines.engine import Engine, EngineError
 from moodwire.engines.registry import resolve
-
 
 NATIVE_TENSORRT = "tensorrt-native"
 

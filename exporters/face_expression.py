@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from moodwire.engines.face_expression_spec import INPUT_NAME, INPUT_SIZE, OUTPUT_NAME, PREPROCESSING
 from moodwire.engines.registry import get_slot, sha256_of
 from moodwire.exporters.results import ExportResult
 from moodwire.pipeline.core.labels import LABELS
-from moodwire.engines.face_expression_spec import INPUT_NAME, INPUT_SIZE, OUTPUT_NAME, PREPROCESSING
 
 ONNX_NAME, SIDECAR_NAME = get_slot("face-expression").derived  # the registry names the cached files
 OPSET = 17

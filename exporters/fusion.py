@@ -47,11 +47,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from moodwire.pipeline.core.labels import LABELS
-from moodwire.engines.fusion_spec import (INPUT_NAMES, INPUT_SHAPES, MODALITIES, N_CLASSES, ONNX_NAME,
-                                   OUTPUT_NAMES, OUTPUT_SHAPES, PERSON_AXIS, SIDECAR_NAME, FusionParams,
-                                   FusionParamsError, blank_inputs, fusion_dir, load_params)
+from moodwire.engines.fusion_spec import (INPUT_NAMES, INPUT_SHAPES, MODALITIES, N_CLASSES, ONNX_NAME, OUTPUT_NAMES,
+                                          OUTPUT_SHAPES, PERSON_AXIS, SIDECAR_NAME, FusionParams, FusionParamsError,
+                                          blank_inputs, fusion_dir, load_params)
 from moodwire.exporters.results import ExportResult
+from moodwire.pipeline.core.labels import LABELS
 
 __all__ = ["LateFusion", "FusionParams", "FusionParamsError", "load_params", "export_fusion", "export_fusion_for",
            "random_inputs"]

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moodwire.pipeline.core.labels import LABELS
 from moodwire.engines.face_expression_spec import INPUT_SIZE, preprocess
+from moodwire.pipeline.core.labels import LABELS
 
 __all__ = ["INPUT_SIZE", "LABELS", "MiniXception", "load_fer_hdf5", "preprocess"]
 

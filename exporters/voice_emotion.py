@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from moodwire.pipeline.core.labels import LABELS
 from moodwire.exporters.results import ExportResult
+from moodwire.pipeline.core.labels import LABELS
 from moodwire.pipeline.voice.logmel import N_MELS, RECIPE
 from moodwire.pipeline.voice.model import SIDECAR_KIND, sidecar_for
 

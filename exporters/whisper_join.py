@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from moodwire.engines.derived import WHISPER_MODEL_FILE as MODEL_FILE, model_parts
+from moodwire.engines.derived import WHISPER_MODEL_FILE as MODEL_FILE
+from moodwire.engines.derived import model_parts
 from moodwire.engines.registry import ModelError, ResolvedModel
-
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,9 @@ import threading
 import time
 from typing import Any, Callable
 
+from moodwire.endpoint import DEFAULT_ENDPOINT
 from moodwire.pipeline.core.keys import CurveClient
 from moodwire.pipeline.core.messages import Message
-
-from moodwire.endpoint import DEFAULT_ENDPOINT
 from moodwire.stream import Stream
 
 Callback = Callable[[Message], Any]

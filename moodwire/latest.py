@@ -7,12 +7,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from moodwire.endpoint import DEFAULT_ENDPOINT
+from moodwire.pipeline.core.affect import top_label
 from moodwire.pipeline.core.bus import Subscriber
 from moodwire.pipeline.core.keys import CurveClient
 from moodwire.pipeline.core.messages import AffectFrame, PersonAffect
-
-from moodwire.pipeline.core.affect import top_label
-from moodwire.endpoint import DEFAULT_ENDPOINT
 from moodwire.timing import age_s
 
 

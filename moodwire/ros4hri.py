@@ -25,9 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance, Message, PersonAffect, Word
-
 from moodwire.pipeline.core.affect import top_label
+from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance, Message, PersonAffect, Word
 
 EXPRESSION_TYPE = "hri_msgs/msg/Expression"
 IDS_LIST_TYPE = "hri_msgs/msg/IdsList"

@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any, Iterable, Iterator
 
+from moodwire.endpoint import DEFAULT_ENDPOINT
 from moodwire.pipeline.core.bus import Received, Subscriber
 from moodwire.pipeline.core.keys import CurveClient
 from moodwire.pipeline.core.messages import Message
-
-from moodwire.endpoint import DEFAULT_ENDPOINT
 
 _POLL_S = 0.25  # a blocked iteration wakes this often, so Ctrl-C and close() are seen promptly
 

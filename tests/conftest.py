@@ -12,11 +12,11 @@ from typing import Iterator
 import numpy as np
 import pytest
 
+from moodwire.pipeline.core.audio import AUDIO_RATE
 from moodwire.pipeline.core.bus import Subscriber
 from moodwire.pipeline.core.messages import SystemHealth
-from moodwire.tools.harness.launch import PipelineRun, free_port, moodwire_command
-from moodwire.pipeline.core.audio import AUDIO_RATE
 from moodwire.pipeline.sources.sample_clip import write_clip
+from moodwire.tools.harness.launch import PipelineRun, free_port, moodwire_command
 
 MOODWIRE = moodwire_command()  # the console script a user runs
 # The models the default nodes load, exported once per test session (nodes never export: the prepare

@@ -18,9 +18,9 @@ from moodwire.engines.registry import ModelError, ModelMissing
 from moodwire.pipeline.asr.models import asr_model
 from moodwire.pipeline.asr.step import AsrStep, StepSettings, build_asr_step
 from moodwire.pipeline.asr.transcriber import TimedWord, Transcription
+from moodwire.pipeline.core.audio import AUDIO_RATE
 from moodwire.pipeline.core.config import AsrConfig, Config
 from moodwire.pipeline.core.messages import Transcript, UtteranceAudio
-from moodwire.pipeline.core.audio import AUDIO_RATE
 from moodwire.pipeline.sources.spoken import Voice, espeak_available, speak
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -256,8 +256,8 @@ def test_a_short_join_is_refused_and_leaves_no_file(tmp_path):
 @pytest.mark.slow
 @needs_espeak
 def test_base_model_is_joined_once_into_the_cache_and_transcribes(session_cache):
-    from moodwire.exporters.slots import export_slot
     from moodwire.engines.derived import joined_size_ok
+    from moodwire.exporters.slots import export_slot
     from moodwire.pipeline.asr.transcriber import Transcriber
 
     resolved = registry.resolve("asr-base")

@@ -24,14 +24,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from moodwire.pipeline.core.labels import LABELS
-from moodwire.pipeline.core.clock import now_ns
-from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, AudioChunk, FaceTrack, FaceTracks, HeadPose, Message,
-                               ModalityInput, NodeHealth, NodeStats, PersonAffect, SpeechEvent, SystemHealth,
-                               TextAffect, Transcript, UtteranceAudio, VideoFrame, VoiceAffect, VoiceFeatures, Word)
-from moodwire.pipeline.core.message_checks import problem
-from moodwire.pipeline.core.node import BadInput, handle
 from moodwire.pipeline.core.audio import AUDIO_RATE
+from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.pipeline.core.message_checks import problem
+from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, AudioChunk, FaceTrack, FaceTracks, HeadPose,
+                                             Message, ModalityInput, NodeHealth, NodeStats, PersonAffect, SpeechEvent,
+                                             SystemHealth, TextAffect, Transcript, UtteranceAudio, VideoFrame,
+                                             VoiceAffect, VoiceFeatures, Word)
+from moodwire.pipeline.core.node import BadInput, handle
 from moodwire.pipeline.core.topics import TOPICS
 from moodwire.pipeline.core.wire import WireError, decode, encode
 
@@ -399,8 +400,8 @@ def test_text_step_survives_bad_transcripts_and_then_scores_as_a_fresh_one_does(
 
 @pytest.fixture(scope="module")
 def fusion_model(session_cache):
-    from moodwire.engines.loader import load_engine
     from moodwire.engines.fusion_spec import fusion_onnx
+    from moodwire.engines.loader import load_engine
     from moodwire.pipeline.fusion.model import FusionModel
 
     engine = load_engine(fusion_onnx(""), "cpu", threads=1)
@@ -491,7 +492,6 @@ def test_face_step_survives_bad_and_odd_frames_and_then_sees_a_real_face_as_a_fr
 def test_running_nodes_refuse_well_formed_bad_frames_by_name_and_keep_serving(start_pipeline):
     """Beyond the undecodable bytes of test_manager: a frame that decodes but whose image does not match
     its size reaches the face and fusion steps; both say why in system.health and go on, unrestarted."""
-    import os
     import time
 
     from moodwire.pipeline.core.bus import Publisher, Subscriber

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.audio import AUDIO_RATE
+from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.sources import SourceUnavailable
 from moodwire.pipeline.sources.media_file import FileAudio, FileVideo, probe_media
 from tests.conftest import MOODWIRE

@@ -7,8 +7,8 @@ import sys
 import time
 from dataclasses import astuple
 
-import numpy as np
 import msgpack
+import numpy as np
 import pytest
 
 from moodwire.pipeline.core.bus import BusEndpoints, Publisher, Subscriber

@@ -90,7 +90,8 @@ def test_listen_json_lists_small_arrays_values_and_summarises_large_ones():
     assert got["expression"] == [0.1, 0.0, 0.05, 0.7, 0.05, 0.1, None]  # float32 shown to 6 decimals, NaN as null
     assert len(got["blendshapes"]) == 52 <= LISTED_ARRAY_MAX and got["blendshapes"][-1] == 1.0
     assert got["head_pose"] == {"yaw": 1.5, "pitch": 0, "roll": 0}
-    assert got["landmarks"] == {"dtype": "<f4", "shape": [478, 3]} and got["crop"] == {"dtype": "|u1", "shape": [64, 64]}
+    assert got["landmarks"] == {"dtype": "<f4", "shape": [478, 3]}
+    assert got["crop"] == {"dtype": "|u1", "shape": [64, 64]}
 
 
 def test_record_then_replay_keeps_messages_and_timing(start_pipeline, tmp_path):
@@ -175,9 +176,9 @@ def test_busy_public_endpoint_is_reported(endpoint):
 def test_listen_json_writes_a_measure_that_does_not_exist_as_null():
     import json as json_module
 
-    from moodwire.pipeline.runtime.cli import format_message
     from moodwire.pipeline.core.messages import VoiceAffect, VoiceFeatures
     from moodwire.pipeline.core.wire import encode
+    from moodwire.pipeline.runtime.cli import format_message
 
     nan = float("nan")
     features = VoiceFeatures(duration_s=0.5, voiced_fraction=0.0, f0_mean_hz=nan, f0_range_st=nan, energy_db=-80.0,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from moodwire.pipeline.core.config import Config, ConfigError, describe_schema, load_config, parse_override, schema_markdown
+from moodwire.pipeline.core.config import (Config, ConfigError, describe_schema, load_config, parse_override,
+                                           schema_markdown)
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
 

@@ -21,13 +21,12 @@ from moodwire.pipeline.core.affect import top_label
 from moodwire.pipeline.core.bus import Publisher, Subscriber
 from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.config import ConfigError
+from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, FaceTracks, ModalityInput, NodeHealth,
+                                             PersonAffect, SystemHealth, Transcript)
 from moodwire.pipeline.dashboard.access import Access, check_bind
 from moodwire.pipeline.dashboard.run import DashboardOptions, run_dashboard, serving
 from moodwire.pipeline.dashboard.server import DashboardServer
 from moodwire.pipeline.dashboard.state import SERIES_S, STALE_S, TRAIL_S, DashboardState
-from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, FaceTracks, ModalityInput, NodeHealth, PersonAffect,
-                               SystemHealth, Transcript)
-
 from tests.conftest import MOODWIRE, free_port
 
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]

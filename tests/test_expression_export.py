@@ -15,13 +15,13 @@ ort = pytest.importorskip("onnxruntime")
 
 from moodwire.engines import accelerators  # noqa: E402
 from moodwire.engines import tensorrt_build  # noqa: E402
-from moodwire.engines.registry import resolve, sha256_of  # noqa: E402
-from moodwire.exporters.face_expression import export_face_expression  # noqa: E402
-from moodwire.pipeline.core.labels import LABELS
 from moodwire.engines.face_expression_spec import PREPROCESSING  # noqa: E402
+from moodwire.engines.registry import resolve, sha256_of  # noqa: E402
+from moodwire.engines.tensorrt_build import build_fp16_engine, engine_cache_key  # noqa: E402
+from moodwire.exporters.face_expression import export_face_expression  # noqa: E402
 from moodwire.exporters.mini_xception import load_fer_hdf5  # noqa: E402
 from moodwire.exporters.onnx_export import ParityError, export_onnx, max_abs_diff_vs_torch, write_sidecar  # noqa: E402
-from moodwire.engines.tensorrt_build import build_fp16_engine, engine_cache_key  # noqa: E402
+from moodwire.pipeline.core.labels import LABELS
 
 
 @pytest.fixture(scope="module")

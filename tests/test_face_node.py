@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from moodwire.pipeline.core.messages import FaceTracks, VideoFrame
 from moodwire.pipeline.face.step import FaceStep, build_face_step
 from moodwire.pipeline.face.tracking import FaceTracker
-from moodwire.pipeline.core.messages import FaceTracks, VideoFrame
 from moodwire.tools.media.reference import LEAVE_SPAN, read_frames
 
 FRAME_NS = 33_366_667

@@ -14,13 +14,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
+from moodwire.engines.fusion_spec import (INPUT_NAMES, MODALITIES, OUTPUT_NAMES, FusionParams,  # noqa: E402
+                                          FusionParamsError, blank_inputs, default_params_path, fusion_onnx,
+                                          load_params)
 from moodwire.engines.loader import load_engine  # noqa: E402
 from moodwire.exporters.fusion import LateFusion, export_fusion, random_inputs  # noqa: E402
 from moodwire.pipeline.core.labels import LABELS  # noqa: E402
-from moodwire.engines.fusion_spec import (INPUT_NAMES, MODALITIES, OUTPUT_NAMES, FusionParams,  # noqa: E402
-                                   FusionParamsError, blank_inputs, default_params_path, fusion_onnx,
-                                   load_params)
-
 from moodwire.tools import fit_fusion  # noqa: E402
 
 FACE, VOICE, TEXT = range(3)
@@ -306,8 +305,8 @@ def test_the_packaged_defaults_say_they_are_set_by_hand():
 def write_labelled_recording(tmp_path: Path, seconds: int = 8, fps: int = 15) -> tuple[Path, Path]:
     """Face is made uninformative (random expressions), text informative (right most of the time)."""
     from moodwire.pipeline.core.messages import FaceTrack, FaceTracks, HeadPose, TextAffect, VoiceAffect, VoiceFeatures
-    from moodwire.pipeline.runtime.recording import RecordWriter
     from moodwire.pipeline.core.wire import encode
+    from moodwire.pipeline.runtime.recording import RecordWriter
 
     rng = np.random.default_rng(7)
     t0 = 1_000_000_000_000

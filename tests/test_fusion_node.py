@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from moodwire.pipeline.core.labels import LABELS
 from moodwire.pipeline.core.config import Config, FusionConfig
+from moodwire.pipeline.core.labels import LABELS
+from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, FaceTrack, FaceTracks, HeadPose, Message,
+                                             NodeHealth, SpeechEvent, SystemHealth, TextAffect, Transcript,
+                                             UtteranceAudio, VideoFrame, VoiceAffect, VoiceFeatures, Word)
 from moodwire.pipeline.fusion.model import Estimate, FusionBatch, FusionModel
 from moodwire.pipeline.fusion.step import Absence, FusionStep
 from moodwire.pipeline.sources.spoken import espeak_available
-from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, FaceTrack, FaceTracks, HeadPose, Message, NodeHealth,
-                               SpeechEvent, SystemHealth, TextAffect, Transcript, UtteranceAudio, VideoFrame,
-                               VoiceAffect, VoiceFeatures, Word)
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -38,8 +38,8 @@ IMAGE = np.zeros((4, 4, 3), np.uint8)
 
 @pytest.fixture(scope="module")
 def model(session_cache) -> FusionModel:
-    from moodwire.engines.loader import load_engine
     from moodwire.engines.fusion_spec import fusion_onnx
+    from moodwire.engines.loader import load_engine
 
     engine = load_engine(fusion_onnx(""), "cpu", threads=1)
     engine.warm_up()
@@ -529,8 +529,8 @@ def with_a_sentence(clip):
     """``clip`` with one espeak-ng sentence from 0.2 s (before the face leaves), or silence where
     espeak-ng is missing; and its length in frames."""
     from moodwire.pipeline.core.audio import AUDIO_RATE
-    from moodwire.tools.media.reference import FPS, read_frames, write_video
     from moodwire.pipeline.sources.spoken import speak
+    from moodwire.tools.media.reference import FPS, read_frames, write_video
 
     out = clip.with_name(f"{clip.stem}_spoken.mp4")
     frames = read_frames(clip, size=None)

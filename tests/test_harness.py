@@ -62,7 +62,8 @@ def test_memory_sampler_keeps_each_named_process_and_the_total_and_skips_a_gone_
         sampler.sample()  # the child is gone: no sample for it, not a zero
         assert [len(sampler.series[k]) for k in ("me", "child", "total")] == [2, 1, 2]
         assert sampler.max_mb("child") > 60 and sampler.last_mb("me") > 10
-        assert sampler.series["total"][0][1] == pytest.approx(sampler.series["me"][0][1] + sampler.series["child"][0][1])
+        first = {name: series[0][1] for name, series in sampler.series.items()}
+        assert first["total"] == pytest.approx(first["me"] + first["child"])
         assert sampler.max_mb("nobody") is None and peak_rss_mb() >= sampler.last_mb("me") * 0.5
     finally:
         if child.poll() is None:

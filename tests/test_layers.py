@@ -41,7 +41,7 @@ def test_a_planted_wrong_way_import_or_torch_in_a_node_breaks_them(tmp_path):
     shutil.copytree(CLIENT, tmp_path / "moodwire", symlinks=False, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     messages = tmp_path / "moodwire" / "pipeline" / "core" / "messages.py"
-    messages.write_text(messages.read_text() + "\nfrom moodwire.pipeline.face import step  # planted: core -> node logic\n")
+    messages.write_text(messages.read_text() + "\nfrom moodwire.pipeline.face import step  # planted: core -> logic\n")
     vad = tmp_path / "moodwire" / "pipeline" / "nodes" / "vad.py"
     vad.write_text(vad.read_text() + "\nimport torch  # planted: a node imports torch\n")
     out = lint_imports(tmp_path)

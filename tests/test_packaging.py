@@ -99,12 +99,16 @@ def test_the_manager_process_does_not_import_torch_either_once_models_are_export
     assert out.stdout.strip() == "['face-expression', 'text-encoder', 'fusion'] []"
 
 
+def run_face_only(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """One second of ``moodwire run`` with a synthetic camera and the face node only (one model to export)."""
+    return subprocess.run([*MOODWIRE, "run", "--duration", "1", "--quiet", "--set", "sources.video=synthetic",
+                           "--set", "sources.audio=none", "--set", "nodes.fusion=false",
+                           "--set", f"bus.public=tcp://127.0.0.1:{free_port()}"],
+                          env=env, capture_output=True, text=True, timeout=180)
+
+
 def test_a_run_whose_models_are_not_exported_exports_them_first_in_a_child(isolated_env, tmp_path):
-    env = dict(isolated_env, XDG_CACHE_HOME=str(tmp_path / "empty-cache"))
-    out = subprocess.run([*MOODWIRE, "run", "--duration", "1", "--quiet", "--set", "sources.video=synthetic",
-                          "--set", "sources.audio=none", "--set", "nodes.fusion=false",
-                          "--set", f"bus.public=tcp://127.0.0.1:{free_port()}"],
-                         env=env, capture_output=True, text=True, timeout=180)
+    out = run_face_only(dict(isolated_env, XDG_CACHE_HOME=str(tmp_path / "empty-cache")))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "moodwire: exporting face-expression before the nodes start" in out.stderr
     assert "face-expression: " in out.stderr and "parity" in out.stderr  # the child's export summary
@@ -116,12 +120,8 @@ def test_without_the_export_extra_a_missing_model_is_one_clear_error(isolated_en
     blocker = tmp_path / "no-torch"
     blocker.mkdir()
     (blocker / "torch.py").write_text("raise ImportError('torch is not installed', name='torch')\n")
-    env = dict(isolated_env, XDG_CACHE_HOME=str(tmp_path / "empty-cache"),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(blocker), isolated_env.get("PYTHONPATH", "")])))
-    out = subprocess.run([*MOODWIRE, "run", "--duration", "1", "--quiet", "--set", "sources.video=synthetic",
-                          "--set", "sources.audio=none", "--set", "nodes.fusion=false",
-                          "--set", f"bus.public=tcp://127.0.0.1:{free_port()}"],
-                         env=env, capture_output=True, text=True, timeout=180)
+    out = run_face_only(dict(isolated_env, XDG_CACHE_HOME=str(tmp_path / "empty-cache"),
+                             PYTHONPATH=os.pathsep.join(filter(None, [str(blocker), isolated_env.get("PYTHONPATH")]))))
     assert out.returncode == 2, out.stderr[-3000:]
     assert "exporting face-expression needs the export extra" in out.stderr
     assert "moodwire: error: exporting face-expression failed" in out.stderr and "Traceback" not in out.stderr

@@ -17,9 +17,9 @@ from datetime import datetime
 
 import pytest
 
+from moodwire.pipeline.core.messages import AffectFrame, Word
 from moodwire.ros4hri import (EXPRESSION_TYPE, IDS_LIST_TYPE, IDS_MATCH_TYPE, LIVE_SPEECH_TYPE, Ros4hriError,
                               Ros4hriIds, Ros4hriMapper, RosClock)
-from moodwire.pipeline.core.messages import AffectFrame, Word
 from tests import test_client
 from tests.test_client import (LABELS, ROOT, example_env, frame, interrupt, lines_of, person, start_example, until,
                                utterance)

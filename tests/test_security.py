@@ -23,12 +23,12 @@ import zmq.auth
 
 import moodwire
 from moodwire.pipeline.core.bus import BusEndpoints, Publisher, Subscriber, run_proxy
-from moodwire.pipeline.runtime.cli import main
 from moodwire.pipeline.core.config import BusConfig, ConfigError
 from moodwire.pipeline.core.keys import CurveClient, CurveServer, make_keys, server_curve
 from moodwire.pipeline.core.messages import AudioChunk, NodeStats, VideoFrame
-from moodwire.pipeline.runtime.recording import read_records
 from moodwire.pipeline.core.wire import MAX_BUFFER_BYTES, encode
+from moodwire.pipeline.runtime.cli import main
+from moodwire.pipeline.runtime.recording import read_records
 from tests.conftest import MOODWIRE, free_port
 
 

@@ -10,11 +10,10 @@ from itertools import islice
 import numpy as np
 import pytest
 
+from moodwire.pipeline.core.audio import AUDIO_CHUNK, AUDIO_RATE
 from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.config import load_config
-from moodwire.pipeline.core.audio import AUDIO_CHUNK, AUDIO_RATE
-from moodwire.pipeline.sources import SourceUnavailable
-from moodwire.pipeline.sources import microphone, webcam
+from moodwire.pipeline.sources import SourceUnavailable, microphone, webcam
 from moodwire.pipeline.sources.media_file import FileAudio, FileVideo, probe_media
 from moodwire.pipeline.sources.resolve import resolve_sources, with_source_file
 from moodwire.pipeline.sources.synthetic import SyntheticAudio, SyntheticVideo

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moodwire.pipeline.core.config import Config
-from moodwire.pipeline.fusion.speaker import MOTION_FULL, attribute_speaker, audio_envelope, mouth_openness
-from moodwire.pipeline.core.messages import AudioChunk, VideoFrame
 from moodwire.pipeline.core.audio import AUDIO_CHUNK, AUDIO_RATE
+from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.core.messages import AudioChunk, VideoFrame
+from moodwire.pipeline.fusion.speaker import MOTION_FULL, attribute_speaker, audio_envelope, mouth_openness
 from moodwire.pipeline.sources.spoken import espeak_available
 
 T0 = 10**12
@@ -212,8 +212,8 @@ def faces_of(step, path: Path) -> Faces:
 
 def speech_of(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, int]]]:
     """The clip's audio: its envelope, and its utterances (capture ns spans) as the VAD step finds them."""
-    from moodwire.tools.media.two_faces import read_audio
     from moodwire.pipeline.vad.step import build_vad_step
+    from moodwire.tools.media.two_faces import read_audio
 
     samples = read_audio(path)
     vad = build_vad_step()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 
 from moodwire.pipeline.core.labels import LABELS
-from moodwire.pipeline.runtime.cli import build_parser
 from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance, NodeHealth, PersonAffect, SystemHealth
+from moodwire.pipeline.runtime.cli import build_parser
 from moodwire.pipeline.runtime.status_line import StatusCounts, StatusLine, utterance_summary
 
 

@@ -21,8 +21,8 @@ FP16_ATOL = 5e-3  # fp16 arithmetic on values in [0, 1] and [-1, 1]
 @pytest.fixture(scope="module")
 def fusion_model(tmp_path_factory) -> Path:
     pytest.importorskip("torch")
-    from moodwire.exporters.fusion import export_fusion
     from moodwire.engines.fusion_spec import default_params_path
+    from moodwire.exporters.fusion import export_fusion
 
     return export_fusion(default_params_path(), tmp_path_factory.mktemp("fusion"), lambda line: None).onnx_path
 
@@ -145,8 +145,8 @@ def test_the_build_profile_maps_named_dynamic_axes_to_their_sizes(fusion_model):
     """The optimisation profile TensorRT gets, checked with a stand-in network (the real one needs tensorrt)."""
     import types
 
-    from moodwire.engines.tensorrt_build import _named_profile
     from moodwire.engines.fusion_spec import INPUT_SHAPES
+    from moodwire.engines.tensorrt_build import _named_profile
 
     shapes: dict[str, tuple] = {}
     profile = types.SimpleNamespace(set_shape=lambda name, *s: shapes.setdefault(name, s))

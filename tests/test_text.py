@@ -17,8 +17,8 @@ import pytest
 
 from moodwire.engines import registry
 from moodwire.engines.registry import ModelMissing, resolve
-from moodwire.pipeline.core.labels import LABELS
 from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.core.labels import LABELS
 from moodwire.pipeline.core.messages import TextAffect, Transcript
 from moodwire.pipeline.text import negation
 from moodwire.pipeline.text.prototypes import PrototypeError, load_prototypes, packaged_path

@@ -11,8 +11,8 @@ import pytest
 
 from moodwire.pipeline.core.bus import Publisher
 from moodwire.pipeline.core.messages import ENVELOPE_FIELDS, AudioChunk, Message, VideoFrame
-from moodwire.pipeline.runtime.process_table import PROCESS_TABLE, REPORT_TOPIC, get_node
 from moodwire.pipeline.core.topics import TOPICS, Policy, UnknownTopicError, get_topic
+from moodwire.pipeline.runtime.process_table import PROCESS_TABLE, REPORT_TOPIC, get_node
 
 SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "schema.md"
 

@@ -12,11 +12,10 @@ cv2 = pytest.importorskip("cv2")
 
 from moodwire.pipeline.core.labels import LABELS  # noqa: E402
 from moodwire.pipeline.core.messages import (AffectFrame, FaceTrack, FaceTracks, HeadPose, PersonAffect,  # noqa: E402
-                               VideoFrame)
+                                             VideoFrame)
 from moodwire.pipeline.viewer.draw import (ABSENT, BAND, BAR_H, BAR_W, GREY, LIVE, MARGIN, Overlay,  # noqa: E402
-                                  circumplex_centre, circumplex_point, render, track_colour)
+                                           circumplex_centre, circumplex_point, render, track_colour)
 from moodwire.pipeline.viewer.state import TRAIL_LENGTH, WAIT_NS, ViewState  # noqa: E402
-
 from tests.conftest import MOODWIRE  # noqa: E402
 
 BOX = [200.0, 120.0, 330.0, 290.0]

@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from moodwire.pipeline.core.audio import AUDIO_RATE
 from moodwire.pipeline.core.config import Config, VoiceConfig
 from moodwire.pipeline.core.messages import Transcript, UtteranceAudio, VoiceAffect, Word
-from moodwire.pipeline.core.audio import AUDIO_RATE
+from moodwire.pipeline.core.wire import decode, encode
 from moodwire.pipeline.sources.spoken import Voice, espeak_available, speak, write_wav
 from moodwire.pipeline.voice.arousal_rule import RULE_NAME, WEIGHTS, estimate_arousal
 from moodwire.pipeline.voice.logmel import MIN_FRAMES, N_MELS, logmel
 from moodwire.pipeline.voice.model import VoiceModelError, load_voice_model, read_sidecar
 from moodwire.pipeline.voice.prosody import RATE_FROM_PEAKS, RATE_FROM_WORDS, prosody_features
 from moodwire.pipeline.voice.step import VoiceStep, build_voice_step
-from moodwire.pipeline.core.wire import decode, encode
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 
@@ -376,7 +376,8 @@ def test_voice_node_answers_on_the_bus(tmp_path):
 
 
 def test_the_voice_node_imports_no_torch_and_does_no_work_at_import():
-    code = ("import sys, time; t = time.perf_counter(); import moodwire.pipeline.nodes.voice, moodwire.pipeline.voice.model; "
+    code = ("import sys, time; t = time.perf_counter(); "
+            "import moodwire.pipeline.nodes.voice, moodwire.pipeline.voice.model; "
             "print('torch' in sys.modules, 'onnxruntime' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          cwd=Path(__file__).resolve().parents[1])

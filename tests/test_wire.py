@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from moodwire.pipeline.core.messages import (SCHEMA_VERSION, AffectFrame, AudioChunk, NodeHealth, PersonAffect, SystemHealth,
-                               VideoFrame)
+from moodwire.pipeline.core.messages import (SCHEMA_VERSION, AffectFrame, AudioChunk, NodeHealth, PersonAffect,
+                                             SystemHealth, VideoFrame)
 from moodwire.pipeline.core.wire import MAX_BUFFER_BYTES, MAX_BUFFERS, MAX_HEADER_BYTES, WireError, decode, encode
 
 

@@ -23,9 +23,9 @@ first ``--lead`` seconds of silence let the nodes load). The last stdout line is
 from __future__ import annotations
 
 import argparse
-import sys
 import json
 import re
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field

@@ -207,7 +207,8 @@ def end_to_end(seen: Seen, window: tuple[int, int]) -> dict[str, Any]:
     ends = {r.key: r for r in seen.ended(window)}
     utterances = [r for r in seen.records["affect.utterance"] if r.key in ends]
     return {"capture_to_affect_frame_ms": summary([(r.t_receive - r.t_capture) / MS for r in frames], 1),
-            "speech_end_to_affect_utterance_ms": summary([(r.t_receive - ends[r.key].t_end) / MS for r in utterances], 1),
+            "speech_end_to_affect_utterance_ms": summary([(r.t_receive - ends[r.key].t_end) / MS
+                                                          for r in utterances], 1),
             "utterances_ended": len(ends), "affect_utterances": len(utterances)}
 
 

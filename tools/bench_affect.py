@@ -170,8 +170,8 @@ def gpu_engines() -> tuple[list[str], str]:
 
 
 def time_fusion(calls: int) -> dict[str, Any]:
-    from moodwire.engines.loader import load_engine
     from moodwire.engines.fusion_spec import fusion_onnx
+    from moodwire.engines.loader import load_engine
     from moodwire.pipeline.core.config import Config
     from moodwire.pipeline.fusion.model import FusionModel, build_fusion_model
 

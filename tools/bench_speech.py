@@ -26,8 +26,8 @@ The machine is shared and noisy: compare runs within one invocation. The last st
 from __future__ import annotations
 
 import argparse
-import sys
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     verdict = {
         "latency_p50_ms": audio.get("p50"), "latency_p50_with_video_ms": with_video.get("p50"),
         "latency_target_ms": TARGET_P50_MS,
-        "meets_latency": all(x.get("p50") is not None and x["p50"] < TARGET_P50_MS for x in (audio, with_video or audio)),
+        "meets_latency": all(x.get("p50") is not None and x["p50"] < TARGET_P50_MS
+                             for x in (audio, with_video or audio)),
         "fps_with_asr": video.get("asr_windows_fps"), "fps_target": TARGET_FPS,
         "meets_fps": video.get("asr_windows_fps", 0) >= TARGET_FPS if video else None,
     }

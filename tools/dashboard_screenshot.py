@@ -21,7 +21,6 @@ from moodwire.pipeline.dashboard.run import DashboardOptions, serving
 from .harness.machine import ROOT
 
 
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", default=DEFAULT_PUBLIC, help="the pipeline's public endpoint")

@@ -43,9 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
+from moodwire.engines.fusion_spec import (INPUT_NAMES, MODALITIES, FusionParams, default_params_path, load_params,
+                                          save_params)
 from moodwire.pipeline.core.labels import LABELS
-from moodwire.engines.fusion_spec import (INPUT_NAMES, MODALITIES, FusionParams,
-                                   default_params_path, load_params, save_params)
 from moodwire.pipeline.fusion.model import Estimate, FusionBatch
 
 TOPICS = ("face.tracks", "voice.affect", "text.affect")
@@ -125,9 +125,9 @@ def read_labels(path: Path) -> list[LabelSpan]:
 
 def read_stream(path: Path) -> Stream:
     """The valid face, voice and text estimates of a recording."""
+    from moodwire.pipeline.core.wire import WireError, decode
     from moodwire.pipeline.fusion.state import face_estimate, text_estimate, voice_estimate
     from moodwire.pipeline.runtime.recording import RecordingError, read_records
-    from moodwire.pipeline.core.wire import WireError, decode
 
     messages = []
     try:

@@ -203,7 +203,8 @@ def cpu_seconds() -> float:
 def report(tally: Tally, frames: int, wall_s: float, cpu_s: float) -> dict[str, Any]:
     return {"frames": frames, "affect_frames": tally.affect_frames, "dropped_frames": tally.dropped,
             "wall_s": round(wall_s, 2), "fps": round(frames / wall_s, 2) if wall_s else 0.0,
-            "frame_latency_ms": summary(tally.frame_ms, 1), "speech_end_to_utterance_ms": summary(tally.utterance_ms, 1),
+            "frame_latency_ms": summary(tally.frame_ms, 1),
+            "speech_end_to_utterance_ms": summary(tally.utterance_ms, 1),
             "transcripts": tally.transcripts, "cpu_percent": round(100 * cpu_s / wall_s, 1) if wall_s else None,
             "rss_max_mb": tally.memory.max_mb("loop")}
 

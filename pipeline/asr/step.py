@@ -29,12 +29,11 @@ from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 
+from moodwire.pipeline.core.audio import AUDIO_RATE, frame_rms
 from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.config import AsrConfig, Config
-from moodwire.pipeline.core.audio import frame_rms
 from moodwire.pipeline.core.messages import Message, Transcript, UtteranceAudio, Word
 from moodwire.pipeline.core.node import BadInput, Outputs
-from moodwire.pipeline.core.audio import AUDIO_RATE
 
 if TYPE_CHECKING:
     from moodwire.pipeline.asr.transcriber import Transcription

@@ -17,8 +17,8 @@ import numpy as np
 
 from moodwire.engines.registry import ModelError
 from moodwire.pipeline.asr.models import AsrModel
-from moodwire.pipeline.core.config import AsrConfig
 from moodwire.pipeline.core.audio import AUDIO_RATE
+from moodwire.pipeline.core.config import AsrConfig
 
 WARM_UP_S = 1.0
 

@@ -15,8 +15,8 @@ import typing
 import numpy as np
 
 from moodwire.pipeline.core.config import SourcesConfig, VadConfig, upper_bound
-from moodwire.pipeline.core.messages import (AudioChunk, FaceTracks, Message, SpeechEvent, TextAffect, UtteranceAudio, VideoFrame,
-                               VoiceAffect, VoiceFeatures)
+from moodwire.pipeline.core.messages import (AudioChunk, FaceTracks, Message, SpeechEvent, TextAffect, UtteranceAudio,
+                                             VideoFrame, VoiceAffect, VoiceFeatures)
 
 INT64_MAX = 2**63 - 1
 MAX_FUTURE_NS = 60 * 1_000_000_000  # t_capture further ahead of this host's monotonic clock is refused

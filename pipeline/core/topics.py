@@ -11,8 +11,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, AudioChunk, FaceTracks, Message, NodeStats, SpeechEvent, SystemHealth,
-                               TextAffect, Transcript, UtteranceAudio, VideoFrame, VoiceAffect)
+from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, AudioChunk, FaceTracks, Message, NodeStats,
+                                             SpeechEvent, SystemHealth, TextAffect, Transcript, UtteranceAudio,
+                                             VideoFrame, VoiceAffect)
 
 
 class Policy(enum.Enum):

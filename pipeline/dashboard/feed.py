@@ -12,8 +12,8 @@ from typing import Any
 
 from moodwire.pipeline.core.bus import Subscriber
 from moodwire.pipeline.core.clock import now_ns
-from moodwire.pipeline.dashboard.state import TOPICS, DashboardState
 from moodwire.pipeline.core.keys import CurveClient
+from moodwire.pipeline.dashboard.state import TOPICS, DashboardState
 
 QUEUE_LIMIT = 1000  # messages waiting in the subscriber: about 15 s of every topic at their rates
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moodwire.pipeline.core.affect import modalities_used, top_label
-from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, FaceTracks, Message, ModalityInput, PersonAffect,
-                               SystemHealth, TextAffect, Transcript, VoiceAffect)
+from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, FaceTracks, Message, ModalityInput,
+                                             PersonAffect, SystemHealth, TextAffect, Transcript, VoiceAffect)
 
 VIEW_VERSION = 1
 TOPICS = ["affect.frame", "affect.utterance", "system.health", "speech.transcript", "face.tracks",

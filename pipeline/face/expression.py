@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from moodwire.engines.engine import Engine
-from moodwire.pipeline.core.labels import LABELS
 from moodwire.engines.face_expression_spec import preprocess
+from moodwire.pipeline.core.labels import LABELS
 
 
 class ExpressionModel:

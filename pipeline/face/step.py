@@ -8,19 +8,18 @@ A frame without a face gives a message with ``faces: []``; it is not skipped.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from moodwire.engines.engine import Stopwatch
 from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.core.messages import FaceTrack, FaceTracks, HeadPose, Message, VideoFrame
+from moodwire.pipeline.core.node import Outputs
 from moodwire.pipeline.face.affect_rule import RULE_NAME, valence_arousal
 from moodwire.pipeline.face.alignment import aligned_crop, face_box, landmarks_to_pixels
 from moodwire.pipeline.face.expression import ExpressionModel
 from moodwire.pipeline.face.head_pose import head_pose_degrees
 from moodwire.pipeline.face.landmarker import Landmarker, RawFace
 from moodwire.pipeline.face.tracking import FaceTracker, TrackerSettings
-from moodwire.pipeline.core.messages import FaceTrack, FaceTracks, HeadPose, Message, VideoFrame
-from moodwire.pipeline.core.node import Outputs
 
 CROP_SIZE = 64
 

@@ -21,8 +21,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from moodwire.pipeline.fusion.model import Estimate, FusionBatch, FusionModel, FusionResult
 from moodwire.pipeline.core.messages import AffectFrame, ModalityInput, PersonAffect
+from moodwire.pipeline.fusion.model import Estimate, FusionBatch, FusionModel, FusionResult
 
 SMOOTHER_FORGET_S = 2.0
 NS = 1_000_000_000

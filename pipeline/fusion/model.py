@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from moodwire.engines.engine import Engine
-from moodwire.pipeline.core.labels import LABELS
 from moodwire.engines.fusion_spec import MODALITIES, N_CLASSES, blank_inputs
 from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.core.labels import LABELS
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,8 @@ class FusionModel:
 
 def build_fusion_model(config: Config | None = None) -> FusionModel:
     """The model for ``fusion.params`` (as ``moodwire export fusion`` made it), loaded and warmed up."""
-    from moodwire.engines.loader import load_engine
     from moodwire.engines.fusion_spec import fusion_onnx
+    from moodwire.engines.loader import load_engine
 
     config = config or Config()
     engine = load_engine(fusion_onnx(config.fusion.params), config.fusion.engine, threads=1)

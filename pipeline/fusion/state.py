@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from moodwire.pipeline.core.labels import LABELS
+from moodwire.pipeline.core.messages import (FaceTrack, FaceTracks, SpeechEvent, SystemHealth, TextAffect, Transcript,
+                                             UtteranceAudio, VoiceAffect)
 from moodwire.pipeline.fusion.model import Estimate
 from moodwire.pipeline.fusion.speaker import OPENNESS_WEIGHTS, audio_envelope, mouth_openness
-from moodwire.pipeline.core.messages import (FaceTrack, FaceTracks, SpeechEvent, SystemHealth, TextAffect, Transcript,
-                               UtteranceAudio, VoiceAffect)
 
 CHANCE = 1.0 / len(LABELS)
 FACE_HISTORY_S = 40.0  # face estimates kept per track: twice vad.hard_max_s's default, the longest utterance

@@ -38,13 +38,13 @@ from typing import Callable
 from moodwire.engines.engine import Stopwatch
 from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.config import Config, FusionConfig
+from moodwire.pipeline.core.messages import (AffectUtterance, FaceTracks, Message, SpeechEvent, SystemHealth,
+                                             TextAffect, Transcript, UtteranceAudio, VideoFrame, VoiceAffect)
+from moodwire.pipeline.core.node import Outputs
 from moodwire.pipeline.fusion.frame import FrameInputs, Slot, Smoother, build_frame
 from moodwire.pipeline.fusion.model import Estimate, FusionModel
 from moodwire.pipeline.fusion.state import FaceState, Liveness, SpeechState, Utterance
 from moodwire.pipeline.fusion.utterance import Context, build_utterance
-from moodwire.pipeline.core.messages import (AffectUtterance, FaceTracks, Message, SpeechEvent, SystemHealth, TextAffect, Transcript,
-                               UtteranceAudio, VideoFrame, VoiceAffect)
-from moodwire.pipeline.core.node import Outputs
 
 NS = 1_000_000_000
 MAX_PENDING = 64  # video frames waiting for their face.tracks (about 2 s at 30 fps)

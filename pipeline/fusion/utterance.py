@@ -24,11 +24,11 @@ from typing import Callable
 
 import numpy as np
 
+from moodwire.pipeline.core.messages import AffectUtterance
 from moodwire.pipeline.fusion.frame import Slot, modality_input
 from moodwire.pipeline.fusion.model import Estimate, FusionBatch, FusionModel
 from moodwire.pipeline.fusion.speaker import attribute_speaker
 from moodwire.pipeline.fusion.state import FaceSample, FaceState, Utterance, text_estimate, voice_estimate
-from moodwire.pipeline.core.messages import AffectUtterance
 
 NS = 1_000_000_000
 MOUTH_MARGIN_S = 0.5  # mouth history handed to the speaker attribution beyond each end of the span

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from moodwire.pipeline.face.step import build_face_step
 from moodwire.pipeline.core.node import NodeContext, run_step
+from moodwire.pipeline.face.step import build_face_step
 
 
 def main(ctx: NodeContext) -> int:

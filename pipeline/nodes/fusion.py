@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from moodwire.pipeline.fusion.step import build_fusion_step
 from moodwire.pipeline.core.node import NodeContext, run_step
+from moodwire.pipeline.fusion.step import build_fusion_step
 
 
 def main(ctx: NodeContext) -> int:

@@ -18,7 +18,6 @@ from moodwire.pipeline.core.config import ConfigError, load_config
 from moodwire.pipeline.core.signals import stop_on_signals
 from moodwire.pipeline.sources import SourceUnavailable
 
-
 LISTED_ARRAY_MAX = 64  # `listen --json` prints arrays up to this many elements as lists (docs/schema.md)
 
 
@@ -117,8 +116,8 @@ def _endpoint_arg(parser: argparse.ArgumentParser, help_text: str = "the pipelin
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from moodwire.pipeline.runtime.doctor import endpoint_problem
     from moodwire.pipeline.core.keys import server_curve
+    from moodwire.pipeline.runtime.doctor import endpoint_problem
     from moodwire.pipeline.runtime.manager import Manager
     from moodwire.pipeline.sources.resolve import resolve_sources, with_source_file
 

@@ -29,8 +29,8 @@ from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.config import Config, ManagerConfig
 from moodwire.pipeline.core.keys import server_curve
 from moodwire.pipeline.core.messages import NodeHealth, NodeStats, SystemHealth
-from moodwire.pipeline.runtime.node_main import RUN_FILE
 from moodwire.pipeline.core.paths import new_run_dir
+from moodwire.pipeline.runtime.node_main import RUN_FILE
 from moodwire.pipeline.runtime.prepare import prepare
 from moodwire.pipeline.runtime.process_table import NodeSpec, enabled_nodes
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from moodwire.pipeline.core.bus import BusEndpoints
 from moodwire.pipeline.core.config import from_dict
 from moodwire.pipeline.core.node import NodeContext
-from moodwire.pipeline.runtime.process_table import get_node
 from moodwire.pipeline.core.signals import stop_on_signals
+from moodwire.pipeline.runtime.process_table import get_node
 
 RUN_FILE = "run.json"
 PR_SET_PDEATHSIG = 1

@@ -16,10 +16,10 @@ from typing import BinaryIO, Iterable, Iterator
 import msgpack
 
 from moodwire.pipeline.core.bus import Publisher, Subscriber
-from moodwire.pipeline.core.keys import CurveClient
 from moodwire.pipeline.core.clock import now_ns
-from moodwire.pipeline.sources.pacing import wait_until
+from moodwire.pipeline.core.keys import CurveClient
 from moodwire.pipeline.core.wire import MAX_BUFFER_BYTES, WireError, decode, split_frames
+from moodwire.pipeline.sources.pacing import wait_until
 
 MAGIC = b"MOODWIRE-REC 1\n"
 

@@ -27,9 +27,9 @@ from typing import Iterator
 
 import numpy as np
 
+from moodwire.pipeline.core.audio import AUDIO_CHUNK, AUDIO_RATE
 from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.messages import AudioChunk, Message, VideoFrame
-from moodwire.pipeline.core.audio import AUDIO_CHUNK, AUDIO_RATE
 from moodwire.pipeline.sources import SourceUnavailable
 from moodwire.pipeline.sources.pacing import wait_until
 

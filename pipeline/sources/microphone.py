@@ -12,9 +12,9 @@ from typing import Iterator
 
 import numpy as np
 
+from moodwire.pipeline.core.audio import AUDIO_CHUNK, AUDIO_RATE
 from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.messages import AudioChunk, Message
-from moodwire.pipeline.core.audio import AUDIO_CHUNK, AUDIO_RATE
 from moodwire.pipeline.sources import SourceUnavailable
 
 

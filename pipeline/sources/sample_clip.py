@@ -11,14 +11,14 @@ no face in it.
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from moodwire.pipeline.core.paths import cache_dir
 from moodwire.pipeline.core.audio import AUDIO_RATE
+from moodwire.pipeline.core.paths import cache_dir
 from moodwire.pipeline.sources.spoken import espeak_available, speak
 
 CLIP_NAME = "sample_v2.mp4"  # v2: the audio carries its timestamp (v1 played 64 ms late)

@@ -13,8 +13,8 @@ from typing import Iterator
 
 import numpy as np
 
-from moodwire.pipeline.core.messages import AudioChunk, Message, VideoFrame
 from moodwire.pipeline.core.audio import AUDIO_CHUNK, AUDIO_RATE
+from moodwire.pipeline.core.messages import AudioChunk, Message, VideoFrame
 from moodwire.pipeline.sources.pacing import elapsed_index, wait_until
 
 SQUARE = 48

@@ -119,8 +119,8 @@ def make_sink(options: ViewOptions) -> Sink:
 def run_viewer(options: ViewOptions, stop=None) -> int:
     """Draw the stream until ``options.frames`` frames or ``options.seconds`` passed, ``stop`` is set, or
     the window is closed. Returns the number of frames drawn."""
-    from moodwire.pipeline.core.client_keys import HandshakeWarnings
     from moodwire.pipeline.core.bus import Subscriber
+    from moodwire.pipeline.core.client_keys import HandshakeWarnings
     from moodwire.pipeline.viewer.draw import render
     from moodwire.pipeline.viewer.state import ViewState
 
