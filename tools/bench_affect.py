@@ -148,8 +148,9 @@ def time_fuse(model, persons: int, calls: int) -> dict[str, Any]:
         t0 = time.perf_counter_ns()
         model.fuse(batch)
         times[i] = (time.perf_counter_ns() - t0) / 1e3
-    return {"persons": persons, "calls": calls, "median_us": round(float(np.median(times)), 1),
-            "p99_us": round(float(np.percentile(times, 99)), 1), "backend": model.backend}
+    figures = summary(times, 1)
+    return {"persons": persons, "calls": calls, "median_us": figures["p50"], "p99_us": figures["p99"],
+            "backend": model.backend}
 
 
 def gpu_engines() -> tuple[list[str], str]:

@@ -324,7 +324,7 @@ def describe_schema() -> list[tuple[str, str, str, str]]:
 def schema_markdown() -> str:
     """docs/config.md: every key with its type, default and allowed values."""
     lines = ["# Config keys", "",
-             "Generated from `pipeline/core/config.py` by `python tools/gen_config_doc.py`; do not edit by hand.",
+             "Generated from `pipeline/core/config.py` by `python -m tools.gen_config_doc`; do not edit by hand.",
              "Set them in a TOML file (`moodwire run --config FILE`, sections as below) or one at a time",
              "with `moodwire run --set section.key=value`. An unknown key or a bad value is rejected",
              "with the key's name and what is allowed.", "",
