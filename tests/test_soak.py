@@ -52,8 +52,8 @@ def test_frame_drops_count_missing_indices_against_the_video_frames_received():
 @pytest.mark.timeout(240)
 def test_short_soak_loses_no_event_restarts_nothing_and_reports_memory_and_frame_drops(session_cache, face_models):
     """Whether memory stays flat is judged over the 10-minute soak (its first minute after warm-up against
-    its last), not over 45 s, where warm-up is still going on: here the figures must be there, per process."""
-    out = subprocess.run([sys.executable, "-m", "tools.soak", "--minutes", "0.75"], cwd=ROOT,
+    its last), not over seconds, where warm-up is still going on: here the figures must be there, per process."""
+    out = subprocess.run([sys.executable, "-m", "tools.soak", "--minutes", "0.25"], cwd=ROOT,
                          capture_output=True, text=True, timeout=230)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     failed = [k for k, ok in result["checks"].items() if not ok and k not in soak.MEASURED_CHECKS]
@@ -61,8 +61,8 @@ def test_short_soak_loses_no_event_restarts_nothing_and_reports_memory_and_frame
     assert "memory_flat" in result["checks"] and out.returncode == (0 if result["ok"] else 1)
     assert set(result["memory"]) >= {"manager", "bus", "face", "asr", "fusion", "total"}
     assert all(m["first_mb"] > 0 and m["last_mb"] > 0 and m["growth"] is not None for m in result["memory"].values())
-    assert result["events"]["affect.utterance/fusion"]["received"] >= 2  # a sentence every 7.5 s
+    assert result["events"]["affect.utterance/fusion"]["received"] >= 1  # a sentence every 7.5 s
     assert all(e["lost"] == 0 for e in result["events"].values())
     video = result["frames"]["video.frame"]
-    assert video["expected"] >= 0.9 * 45 * 30 and result["frames"]["affect.frame"]["drop_rate"] is not None
+    assert video["expected"] >= 0.9 * 15 * 30 and result["frames"]["affect.frame"]["drop_rate"] is not None
     assert "| frame topic | expected | received | dropped |" in out.stdout
