@@ -107,6 +107,7 @@ def run_face_only(env: dict[str, str]) -> subprocess.CompletedProcess:
                           env=env, capture_output=True, text=True, timeout=180)
 
 
+@pytest.mark.slow
 def test_a_run_whose_models_are_not_exported_exports_them_first_in_a_child(isolated_env, tmp_path):
     out = run_face_only(dict(isolated_env, XDG_CACHE_HOME=str(tmp_path / "empty-cache")))
     assert out.returncode == 0, out.stderr[-3000:]
@@ -115,6 +116,7 @@ def test_a_run_whose_models_are_not_exported_exports_them_first_in_a_child(isola
     assert any((tmp_path / "empty-cache" / "moodwire" / "models" / "face-expression").rglob("*.onnx"))
 
 
+@pytest.mark.slow
 def test_without_the_export_extra_a_missing_model_is_one_clear_error(isolated_env, tmp_path):
     """The prepare step's child cannot import torch: moodwire run names the extra and exits 2, starting nothing."""
     blocker = tmp_path / "no-torch"
