@@ -30,11 +30,17 @@ def machine() -> dict[str, Any]:
 def announce() -> tuple[dict[str, Any], str]:
     """Print the machine and the command line; return both (the JSON line carries them too)."""
     host = machine()
-    command = shlex.join([shown_path(Path(sys.executable)), *sys.argv])
+    command = shlex.join([shown_path(Path(sys.executable)), *invocation(), *sys.argv[1:]])
     print(f"machine: {host['cores']} cores, {host['cpu']}, Python {host['python']}, "
           f"load average {host['loadavg_1min_at_start']} at start")
     print(f"command: {command}")
     return host, command
+
+
+def invocation() -> list[str]:
+    """How this program was started: ``-m tools.NAME`` for a module run (as the README says), else its path."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return ["-m", spec.name] if spec is not None else [shown_path(Path(sys.argv[0]))]
 
 
 def shown_path(path: Path) -> str:
