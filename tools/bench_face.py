@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     count = args.frames or (QUICK_FRAMES if args.quick else FULL_FRAMES)
     host, command = announce()
     frames = load_frames(count)
-    print(f"input: carphone_640x480 (reference_media), {len(frames)} frames of {frames[0].shape[1]}x"
+    print(f"input: carphone_640x480 (tools/media/reference.py), {len(frames)} frames of {frames[0].shape[1]}x"
           f"{frames[0].shape[0]}", flush=True)
     mood = run_moodwire(frames)
     fer = skipped("--no-baseline", setup=BASELINE_SETUP) if args.no_baseline else run_baseline(frames)
