@@ -70,6 +70,16 @@ def wav_44k_stereo(media_dir) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def ctrl_c_reaches_children() -> None:
+    """A shell without job control starts a background command (``script.sh &``) with SIGINT and SIGQUIT
+    ignored, and every process the tests start would inherit that: a Ctrl-C sent to ``moodwire run`` or an
+    example would then test nothing. The default action comes back for this session's children."""
+    for sig, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGQUIT, signal.SIG_DFL)):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def session_cache(tmp_path_factory) -> Iterator[Path]:
     """One user cache for the whole test session (never the real ~/.cache): the exported
     expression model and the sample clip are made once and shared by every test and pipeline."""
