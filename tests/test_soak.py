@@ -53,7 +53,7 @@ def test_frame_drops_count_missing_indices_against_the_video_frames_received():
 def test_short_soak_loses_no_event_restarts_nothing_and_reports_memory_and_frame_drops(session_cache, face_models):
     """Whether memory stays flat is judged over the 10-minute soak (its first minute after warm-up against
     its last), not over seconds, where warm-up is still going on: here the figures must be there, per process."""
-    out = subprocess.run([sys.executable, "-m", "tools.soak", "--minutes", "0.25"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "tools.soak", "--minutes", "0.2"], cwd=ROOT,
                          capture_output=True, text=True, timeout=230)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     failed = [k for k, ok in result["checks"].items() if not ok and k not in soak.MEASURED_CHECKS]
@@ -64,5 +64,5 @@ def test_short_soak_loses_no_event_restarts_nothing_and_reports_memory_and_frame
     assert result["events"]["affect.utterance/fusion"]["received"] >= 1  # a sentence every 7.5 s
     assert all(e["lost"] == 0 for e in result["events"].values())
     video = result["frames"]["video.frame"]
-    assert video["expected"] >= 0.9 * 15 * 30 and result["frames"]["affect.frame"]["drop_rate"] is not None
+    assert video["expected"] >= 0.9 * 12 * 30 and result["frames"]["affect.frame"]["drop_rate"] is not None
     assert "| frame topic | expected | received | dropped |" in out.stdout
