@@ -124,7 +124,7 @@ def voice_affect(uid: int, t_start: int, t_end: int, probs: list[float]) -> Voic
                              f0_range_st=6, energy_db=-20, energy_range_db=10, speaking_rate=3,
                              speaking_rate_source="asr-words", jitter=0.01, shimmer=0.05, hnr_db=15)
     return VoiceAffect(utterance_id=uid, t_start=t_start, t_end=t_end, features=features, arousal=0.8,
-                       arousal_rule="prosody-arousal-v1", confidence=0.6, t_capture=t_end,
+                       arousal_rule="prosody-arousal-v2", confidence=0.6, t_capture=t_end,
                        labels=list(LABELS) if probs else [], probs=probs,
                        valence=0.2 if probs else None, valence_confidence=0.2 if probs else 0.0)
 

@@ -118,7 +118,7 @@ def test_arousal_rule_leaves_out_what_was_not_measured():
     partial = estimate_arousal(features)
     assert set(full.scores) - set(partial.scores) == {"rate"}
     assert partial.confidence < full.confidence
-    features.f0_mean_hz = features.f0_range_st = features.energy_db = math.nan
+    features.f0_mean_hz = features.f0_range_st = features.energy_db = features.alpha_ratio_db = math.nan
     nothing = estimate_arousal(features)
     assert (nothing.arousal, nothing.confidence) == (0.0, 0.0)
 

@@ -27,10 +27,11 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 # PortAudio for the microphone; espeak-ng speaks the sample clip; with --dev, gcc, libzmq3-dev and
 # libmsgpack-dev (msgpack-c) build the C subscriber of examples/c (tests/test_c_subscriber.py), and
-# chromium is the headless browser Playwright drives in the dashboard's test (tests/test_dashboard.py)
+# chromium is the headless browser Playwright drives in the dashboard's test (tests/test_dashboard.py);
+# sox pitch-shifts real speech in tests/test_voice_real.py
 apt_packages="libportaudio2 espeak-ng"
 if [ "$extras" = "dev" ]; then
-  apt_packages="$apt_packages gcc libc6-dev pkg-config libzmq3-dev libmsgpack-dev chromium"
+  apt_packages="$apt_packages gcc libc6-dev pkg-config libzmq3-dev libmsgpack-dev chromium sox"
 fi
 if ! "$python" -c 'import ensurepip' 2>/dev/null; then
   apt_packages="$apt_packages python3-venv"

@@ -16,7 +16,7 @@ import numpy as np
 
 from moodwire.pipeline.core.config import SourcesConfig, VadConfig, upper_bound
 from moodwire.pipeline.core.messages import (AudioChunk, FaceTracks, Message, SpeechEvent, TextAffect, UtteranceAudio,
-                                             VideoFrame, VoiceAffect, VoiceFeatures)
+                                             VideoFrame, VoiceAffect, VoiceBaseline, VoiceFeatures)
 
 INT64_MAX = 2**63 - 1
 MAX_FUTURE_NS = 60 * 1_000_000_000  # t_capture further ahead of this host's monotonic clock is refused
@@ -50,7 +50,7 @@ def _value_problem(value: object, path: str, nan_ok: bool = False) -> str:
     if isinstance(value, dict):
         return next((p for k, v in value.items() if (p := _value_problem(v, f"{path}.{k}", nan_ok))), "")
     if dataclasses.is_dataclass(value):
-        nan_ok = nan_ok or isinstance(value, VoiceFeatures)
+        nan_ok = nan_ok or isinstance(value, (VoiceFeatures, VoiceBaseline))
         return next((p for f in dataclasses.fields(value)
                      if (p := _value_problem(getattr(value, f.name), f"{path}.{f.name}", nan_ok))), "")
     return f"{path} is a {type(value).__name__}, which no message field holds"

@@ -7,6 +7,7 @@ buffer frames after the header (see pipeline/core/wire.py).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -160,7 +161,7 @@ class VoiceFeatures:
     duration_s: float
     voiced_fraction: float  # share of frames with a pitch
     f0_mean_hz: float
-    f0_range_st: float  # 5th to 95th percentile of F0, in semitones
+    f0_range_st: float  # 20th to 80th percentile of F0, in semitones (eGeMAPS)
     energy_db: float  # mean RMS level of voiced frames, dBFS
     energy_range_db: float  # 10th to 90th percentile of frame levels, dB
     speaking_rate: float  # words/s (speaking_rate_source "asr-words") or syllable nuclei/s ("energy-peaks")
@@ -168,12 +169,33 @@ class VoiceFeatures:
     jitter: float  # mean relative period-to-period F0 change
     shimmer: float  # mean relative frame-to-frame amplitude change of voiced frames
     hnr_db: float  # harmonics-to-noise ratio from the autocorrelation peak
+    # spectral balance of the voiced frames (pipeline/voice/spectral.py; eGeMAPS definitions): gain-free
+    alpha_ratio_db: float = math.nan  # energy 1-5 kHz over 50 Hz-1 kHz, dB
+    hammarberg_db: float = math.nan  # strongest bin 0-2 kHz over strongest 2-5 kHz, dB
+    slope_0_500: float = math.nan  # spectral slope, dB per kHz
+    slope_500_1500: float = math.nan  # spectral slope, dB per kHz
+    pause_fraction: float = math.nan  # share of non-speech frames between the first and last speech frame
+
+
+@dataclass
+class VoiceBaseline:
+    """The stream's speaker baseline when this utterance was compared (pipeline/voice/baseline.py).
+    NaN where a measure does not exist yet (no level before the first voiced utterance)."""
+
+    state: str  # "settling" or "settled"
+    utterances: float  # utterance-equivalents the baseline holds (voiced seconds / 1.5, up to 1 each, fading)
+    f0_hz: float  # the baseline pitch: a 150 Hz prior and the speaker's utterances
+    level_db: float  # the speaker's mean level, dBFS; NaN before the first voiced utterance
+    f0_rel_st: float  # this utterance's mean F0 above the baseline, semitones
+    level_rel_db: float  # this utterance's level above the baseline, dB; NaN on a stream's first utterance
+    speaker_changes: int = 0  # times the baseline restarted for a new voice
 
 
 @dataclass(kw_only=True)
 class VoiceAffect(Message):
     """``voice.affect``: from the utterance's audio alone. ``arousal`` is derived by a RULE from the
-    prosody (``arousal_rule`` names it), not a trained model. Voice without words says little about
+    prosody against the stream's speaker baseline (``arousal_rule`` names it; ``baseline`` is the
+    baseline's state), not a trained model. Voice without words says little about
     valence: ``valence`` is None unless a trained voice model is configured, and then comes with a
     low ``valence_confidence``. ``probs`` come only from a trained model (``model`` names it)."""
 
@@ -189,6 +211,7 @@ class VoiceAffect(Message):
     probs: list[float] = field(default_factory=list)
     model: str = ""  # the trained model file and what it was trained on; "" when none is configured
     confidence: float = 0.0  # [0, 1] how much to trust this estimate (documented per source)
+    baseline: VoiceBaseline | None = None  # the speaker baseline the rule compared with
 
 
 @dataclass(kw_only=True)

@@ -111,7 +111,8 @@ class DashboardState:
         if isinstance(msg, FaceTracks) and msg.va_rule:
             self.rules["face"] = msg.va_rule
         elif isinstance(msg, VoiceAffect) and msg.arousal_rule:
-            self.rules["voice"] = msg.arousal_rule + (f" + model {msg.model}" if msg.model else "")
+            baseline = f" (speaker baseline {msg.baseline.state})" if msg.baseline else ""
+            self.rules["voice"] = msg.arousal_rule + baseline + (f" + model {msg.model}" if msg.model else "")
         elif isinstance(msg, TextAffect) and msg.method:
             self.rules["text"] = msg.method
 

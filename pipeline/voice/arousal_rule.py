@@ -1,33 +1,40 @@
-"""Arousal of an utterance from its prosody: a documented RULE (``RULE_NAME``), not a trained model.
+"""Arousal of an utterance from how the voice is produced: a documented RULE (``RULE_NAME``), not a
+trained model.
 
-Louder, higher, faster speech with more pitch movement sounds more activated: this is the most
-replicated finding of vocal emotion research (Scherer 2003; Juslin & Laukka 2003, Psychological
-Bulletin 129: high-arousal emotions raise F0 level, F0 variability, intensity and speech rate).
-The rule turns that direction into a number:
+Aroused speech is produced with more vocal effort: a flatter spectrum, a pitch raised above the
+speaker's habit, more pitch movement, more level above the speaker's habit, and a faster rate
+(Scherer 2003, Speech Communication 40: 227; Juslin & Laukka 2003, Psychological Bulletin 129: 770,
+table 7: anger and joy raise and sadness lowers F0 level, F0 variability, intensity, high-frequency
+energy and rate; Banse & Scherer 1996, JPSP 70: 614: hot anger has the most, sadness the least
+high-frequency energy). ``prosody-arousal-v2`` uses only measures that a microphone's gain and a
+speaker's natural pitch do not set:
 
-1. Each feature becomes a z-like score ``(value - reference) / scale`` (``TERMS``), clipped to
-   +-``Z_CLIP`` so one extreme feature cannot decide alone. The references are typical adult speech:
-   - F0 mean, in semitones from 150 Hz: near the geometric mean of typical adult male (~115 Hz) and
-     female (~200 Hz) speaking F0 (Titze 1994). Scale 6 semitones (half an octave).
-     Without a speaker baseline this biases low voices down and high voices up by about 0.2:
-     a known limit of a stateless rule.
-   - F0 range (5th-95th percentile), reference 6 semitones, scale 3: neutral read speech measures
-     about 6-7 semitones with pipeline/voice/prosody.py (a design choice, checked on espeak-ng).
-   - Level of voiced frames, reference -26 dBFS: the nominal active speech level of ITU-T P.56 / P.800
-     recordings. Scale 6 dB: the step between normal, raised, loud and shouted vocal effort in
-     ANSI S3.5-1997. Depends on microphone gain and distance: a quiet mic reads as calm speech.
-   - Speaking rate, from ASR words: reference 2.5 words/s (150 words per minute, a common
-     conversational English figure), scale 0.75. From syllable nuclei: reference 4.0 /s (conversational
-     articulation rate, 4-5 syllables/s), scale 1.2.
-2. The scores are combined with ``WEIGHTS`` (sum 1): level 0.35, F0 mean 0.25, rate 0.25, F0 range
-   0.15. A feature that could not be measured (NaN) is left out and the others' weights rescaled.
+1. Each term is a z-like score ``(value - reference) / scale``, signed so that more effort is
+   positive, clipped to +-``Z_CLIP`` so one extreme term cannot decide alone (``TERMS``):
+   - spectral balance: the mean of three scores (spectral.py, eGeMAPS definitions): alpha ratio
+     (reference -11 dB), Hammarberg index (reference 20 dB, sign reversed) and the 500-1500 Hz slope
+     (reference -14 dB/kHz), each with scale 4 dB (4 dB/kHz). The references are the medians of this
+     code's measures on calm read speech of real speakers (LibriVox and CMU clips, tools/media/
+     real_speech.py); 4 dB is about the change from normal to raised voice (Sundberg & Nordenberg 2006).
+   - F0 against the speaker's baseline (baseline.py), semitones, scale 4: emotional speech moves the
+     mean F0 of a speaker by about 2-8 semitones from neutral (Juslin & Laukka 2003).
+   - level against the speaker's baseline, dB, scale 6: the step between normal, raised, loud and
+     shouted voice in ANSI S3.5-1997. Left out on a stream's first utterance (the gain is unknown).
+   - F0 range (5th-95th percentile), semitones, reference 8, scale 4 (read speech of the real clips
+     measures 5-11 semitones).
+   - speaking rate: from ASR words, reference 2.5 words/s, scale 0.75 (150 words per minute); from
+     syllable nuclei, reference 3.5 /s, scale 1.2 (the real read clips measure 2-4 nuclei/s).
+2. The scores are combined with ``WEIGHTS`` (sum 1): spectral balance 0.30, F0 0.20, level 0.20,
+   rate 0.15, F0 range 0.15. A term that could not be measured (NaN) is left out and the others'
+   weights rescaled.
 3. ``arousal = tanh(weighted sum)``, in (-1, 1).
 
-Jitter, shimmer and HNR are reported in the features but not used: their frame-level approximations
-(see prosody.py) are not validated against arousal.
+Not used: the absolute level (microphone gain and distance set it), the absolute F0 (the speaker's
+register sets it), jitter, shimmer and HNR (frame-level approximations, see prosody.py, and sensitive
+to room noise).
 
-Confidence: ``CONFIDENCE_MAX`` (0.6: population references, no speaker baseline) times the share
-of the weight whose features were measured, times min(1, voiced seconds / ``FULL_VOICED_S``).
+Confidence: ``CONFIDENCE_MAX`` times the share of the weight whose terms were measured, times
+min(1, voiced seconds / ``FULL_VOICED_S``), times ``SETTLING_FACTOR`` while the speaker baseline settles.
 """
 
 from __future__ import annotations
@@ -35,37 +42,47 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from moodwire.pipeline.core.messages import VoiceFeatures
+from moodwire.pipeline.core.messages import VoiceBaseline, VoiceFeatures
+from moodwire.pipeline.voice.baseline import SETTLED
 from moodwire.pipeline.voice.prosody import RATE_FROM_WORDS
 
-RULE_NAME = "prosody-arousal-v1"
+RULE_NAME = "prosody-arousal-v2"
 Z_CLIP = 2.5
 CONFIDENCE_MAX = 0.6
+SETTLING_FACTOR = 0.75
 FULL_VOICED_S = 1.5
-F0_REFERENCE_HZ = 150.0
 
 
 @dataclass(frozen=True)
 class Term:
     reference: float
     scale: float
+    sign: float = 1.0  # -1: the measure falls as effort rises
+
+    def z(self, value: float) -> float:
+        return _clip(self.sign * (value - self.reference) / self.scale)
 
 
+SPECTRAL_TERMS: dict[str, Term] = {
+    "alpha_ratio_db": Term(-10.0, 6.0),
+}
 TERMS: dict[str, Term] = {
-    "f0_st": Term(0.0, 6.0),  # semitones re F0_REFERENCE_HZ
-    "f0_range_st": Term(6.0, 3.0),
-    "energy_db": Term(-26.0, 6.0),
+    "f0_rel_st": Term(0.0, 4.0),
+    "level_rel_db": Term(0.0, 6.0),
+    "f0_range_st": Term(4.0, 3.0),
     "rate_words": Term(2.5, 0.75),
-    "rate_nuclei": Term(4.0, 1.2),
+    "rate_nuclei": Term(3.5, 1.5),
 }
 
-WEIGHTS: dict[str, float] = {"energy_db": 0.35, "f0_st": 0.25, "rate": 0.25, "f0_range_st": 0.15}
+WEIGHTS: dict[str, float] = {"spectral": 0.30, "f0": 0.20, "level": 0.20, "rate": 0.15, "f0_range": 0.15}
 
 RULE_DESCRIPTION = (
-    f"{RULE_NAME}: a fixed rule, not a trained model. arousal = tanh(0.35 z_level + 0.25 z_f0 + "
-    "0.25 z_rate + 0.15 z_f0range), each z = (value - reference) / scale clipped to +-2.5: level re "
-    "-26 dBFS / 6 dB, F0 in semitones re 150 Hz / 6, F0 range re 6 / 3 semitones, rate re 2.5 / 0.75 "
-    "words/s (ASR) or 4.0 / 1.2 syllable nuclei/s. Missing features are left out and the weights rescaled."
+    f"{RULE_NAME}: a fixed rule, not a trained model. arousal = tanh(0.30 z_spectral + 0.20 z_f0 + 0.20 z_level "
+    "+ 0.15 z_rate + 0.15 z_f0range), each z = (value - reference) / scale clipped to +-2.5: spectral balance = "
+    "mean of alpha ratio re -11 dB, minus Hammarberg index re 20 dB, 500-1500 Hz slope re -14 dB/kHz (scale 4); "
+    "F0 above the speaker baseline / 4 semitones; level above the speaker baseline / 6 dB (not on a stream's "
+    "first utterance); F0 range re 8 / 4 semitones; rate re 2.5 / 0.75 words/s (ASR) or 3.5 / 1.2 syllable "
+    "nuclei/s. Missing terms are left out and the weights rescaled."
 )
 
 
@@ -73,36 +90,38 @@ RULE_DESCRIPTION = (
 class ArousalEstimate:
     arousal: float  # (-1, 1)
     confidence: float  # [0, 1]
-    scores: dict[str, float]  # the clipped z score of each feature used
+    scores: dict[str, float]  # the clipped z score of each term used, keyed as WEIGHTS
 
 
-def feature_scores(features: VoiceFeatures) -> dict[str, float]:
-    """The clipped z score of every measured feature, keyed as ``WEIGHTS``."""
+def feature_scores(features: VoiceFeatures, baseline: VoiceBaseline | None) -> dict[str, float]:
+    """The clipped z score of every measured term, keyed as ``WEIGHTS``."""
+    spectral = [term.z(getattr(features, name)) for name, term in SPECTRAL_TERMS.items()
+                if math.isfinite(getattr(features, name))]
     rate_term = "rate_words" if features.speaking_rate_source == RATE_FROM_WORDS else "rate_nuclei"
     raw = {
-        "f0_st": (_semitones(features.f0_mean_hz), TERMS["f0_st"]),
-        "f0_range_st": (features.f0_range_st, TERMS["f0_range_st"]),
-        "energy_db": (features.energy_db, TERMS["energy_db"]),
+        "f0": (baseline.f0_rel_st if baseline else math.nan, TERMS["f0_rel_st"]),
+        "level": (baseline.level_rel_db if baseline else math.nan, TERMS["level_rel_db"]),
         "rate": (features.speaking_rate, TERMS[rate_term]),
+        "f0_range": (features.f0_range_st, TERMS["f0_range_st"]),
     }
-    return {name: _clip((value - term.reference) / term.scale)
-            for name, (value, term) in raw.items() if math.isfinite(value)}
+    scores = {name: term.z(value) for name, (value, term) in raw.items() if math.isfinite(value)}
+    if spectral:
+        scores["spectral"] = sum(spectral) / len(spectral)
+    return scores
 
 
-def estimate_arousal(features: VoiceFeatures) -> ArousalEstimate:
+def estimate_arousal(features: VoiceFeatures, baseline: VoiceBaseline | None = None) -> ArousalEstimate:
     """The rule's arousal and confidence; 0 with confidence 0 when nothing could be measured."""
-    scores = feature_scores(features)
+    scores = feature_scores(features, baseline)
     coverage = sum(WEIGHTS[name] for name in scores)
     if coverage <= 0:
         return ArousalEstimate(0.0, 0.0, {})
-    total = sum(WEIGHTS[name] * z for name, z in scores.items()) / coverage
+    total = sum(WEIGHTS[name] * z for name, z in scores.items())  # an unmeasured term counts as 0: no evidence
     voiced_s = features.duration_s * features.voiced_fraction
-    confidence = CONFIDENCE_MAX * coverage * min(1.0, voiced_s / FULL_VOICED_S)
+    settling = baseline is None or baseline.state != SETTLED
+    confidence = (CONFIDENCE_MAX * coverage * min(1.0, voiced_s / FULL_VOICED_S)
+                  * (SETTLING_FACTOR if settling else 1.0))
     return ArousalEstimate(math.tanh(total), confidence, scores)
-
-
-def _semitones(f0_hz: float) -> float:
-    return 12 * math.log2(f0_hz / F0_REFERENCE_HZ) if f0_hz > 0 else math.nan
 
 
 def _clip(z: float) -> float:

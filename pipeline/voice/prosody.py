@@ -13,6 +13,9 @@ Everything here is a cheap approximation, chosen so a 5 s utterance costs millis
 - Speaking rate without words: syllable nuclei after de Jong & Wempe (2009), simplified: voiced peaks
   of the level track that stand out by ``NUCLEUS_DIP_DB`` from the dip before them, per second of
   active speech (an articulation rate, pauses excluded).
+- Spectral balance (alpha ratio, Hammarberg index, spectral slopes: spectral.py) from the average
+  power spectrum of the voiced frames, the same FFT as the pitch tracker's.
+- Pauses: the share of frames between the first and the last active one that are not active.
 - Voice quality: frame-level stand-ins, NOT Praat's cycle-level measures, so the numbers are not
   comparable with clinical norms: jitter from 10 ms-apart F0 estimates (intonation contributes),
   shimmer from 10 ms-apart frame amplitudes, HNR from the autocorrelation peak r as 10 log10(r / (1 - r)).
@@ -29,13 +32,14 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from moodwire.pipeline.core.messages import VoiceFeatures, Word
+from moodwire.pipeline.voice.spectral import NOT_MEASURED, spectral_balance
 
 FRAME_S = 0.040
 HOP_S = 0.010
 F0_MIN_HZ = 50.0
 F0_MAX_HZ = 500.0
 VOICING_THRESHOLD = 0.5  # normalised autocorrelation peak; Boersma's default is 0.45
-SILENCE_DBFS = -60.0  # quieter frames are never speech
+SILENCE_DBFS = -80.0  # quieter frames are never speech (a guard for digital silence: speech is found relative to the loudest frame, so gain does not decide)
 ACTIVE_RANGE_DB = 35.0  # frames this far below the loudest frame are pauses or background
 NUCLEUS_DIP_DB = 2.0  # de Jong & Wempe's dip between two syllable peaks
 NUCLEUS_BELOW_MAX_DB = 25.0  # a syllable peak is at most this far below the loudest frame
@@ -58,6 +62,8 @@ class FrameTrack:
     f0_hz: np.ndarray  # NaN where unvoiced
     peak_r: np.ndarray  # autocorrelation peak height, 0 where unvoiced
     active: np.ndarray  # bool: loud enough to be speech
+    spectrum: np.ndarray  # mean power spectrum of the voiced frames (empty without one)
+    freqs_hz: np.ndarray  # the spectrum's frequencies
 
     @property
     def voiced(self) -> np.ndarray:
@@ -77,26 +83,30 @@ def frame_track(samples: np.ndarray, sample_rate: int) -> FrameTrack:
     length, hop = round(FRAME_S * sample_rate), round(HOP_S * sample_rate)
     if x.size == 0:
         empty = np.zeros(0)
-        return FrameTrack(empty, empty, empty, np.zeros(0, bool))
+        return FrameTrack(empty, empty, empty, np.zeros(0, bool), empty, empty)
     if x.size < length:
         x = np.pad(x, (0, length - x.size))
     frames = sliding_window_view(x, length)[::hop]
     frames = frames - frames.mean(axis=1, keepdims=True)
     level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
     active = (level >= SILENCE_DBFS) & (level >= level.max() - ACTIVE_RANGE_DB)
-    lag, r = _pitch_peaks(frames, sample_rate)
+    lag, r, power = _pitch_peaks(frames, sample_rate)
     voiced = active & (r >= VOICING_THRESHOLD)
     f0 = _drop_outliers(np.where(voiced, sample_rate / np.maximum(lag, 1e-9), np.nan))
     voiced = ~np.isnan(f0)
-    return FrameTrack(level, f0, np.where(voiced, r, 0.0), active)
+    spectrum = power[voiced].mean(axis=0) if voiced.any() else np.zeros(0)
+    freqs = np.fft.rfftfreq(2 * (power.shape[1] - 1), 1.0 / sample_rate)
+    return FrameTrack(level, f0, np.where(voiced, r, 0.0), active, spectrum, freqs)
 
 
-def _pitch_peaks(frames: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame: the lag (samples, sub-sample by a parabola) and height of the best autocorrelation peak."""
+def _pitch_peaks(frames: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame: the lag (samples, sub-sample by a parabola) and height of the best autocorrelation
+    peak, and the Hann-windowed power spectrum the autocorrelation came from."""
     length = frames.shape[1]
     window = np.hanning(length)
     nfft = 1 << (2 * length - 1).bit_length()
-    ac = np.fft.irfft(np.abs(np.fft.rfft(frames * window, nfft)) ** 2, nfft)[:, :length]
+    power = np.abs(np.fft.rfft(frames * window, nfft)) ** 2
+    ac = np.fft.irfft(power, nfft)[:, :length]
     ac_win = np.fft.irfft(np.abs(np.fft.rfft(window, nfft)) ** 2, nfft)[:length]
     lo = max(2, int(sample_rate / F0_MAX_HZ))
     hi = min(length // 2, int(math.ceil(sample_rate / F0_MIN_HZ)))
@@ -117,7 +127,7 @@ def _pitch_peaks(frames: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.n
     shift = np.where(denom < 0, 0.5 * (left - right) / np.where(denom < 0, denom, -1.0), 0.0)
     shift = np.clip(shift, -0.5, 0.5)
     height = np.clip(mid - 0.25 * (left - right) * shift, 0.0, 1.0)
-    return best + shift + (lo - 1), height
+    return best + shift + (lo - 1), height, power
 
 
 def _drop_outliers(f0: np.ndarray) -> np.ndarray:
@@ -178,6 +188,7 @@ def prosody_features(samples: np.ndarray, sample_rate: int,
     else:
         rate = syllable_nuclei(track) / active_s if active_s > 0 else math.nan
         source = RATE_FROM_PEAKS
+    balance = spectral_balance(track.spectrum, track.freqs_hz) if voiced.any() else NOT_MEASURED
     return VoiceFeatures(
         duration_s=np.asarray(samples).size / sample_rate,
         voiced_fraction=float(voiced.mean()) if voiced.size else 0.0,
@@ -190,7 +201,20 @@ def prosody_features(samples: np.ndarray, sample_rate: int,
         jitter=_jitter(track.f0_hz),
         shimmer=_shimmer(track.level_db, voiced),
         hnr_db=_hnr_db(track.peak_r[voiced]),
+        alpha_ratio_db=balance.alpha_ratio_db,
+        hammarberg_db=balance.hammarberg_db,
+        slope_0_500=balance.slope_0_500,
+        slope_500_1500=balance.slope_500_1500,
+        pause_fraction=_pause_fraction(track.active),
     )
+
+
+def _pause_fraction(active: np.ndarray) -> float:
+    """Share of the frames from the first active frame to the last that are not active."""
+    spoken = np.flatnonzero(active)
+    if spoken.size == 0:
+        return math.nan
+    return float(1.0 - spoken.size / (spoken[-1] - spoken[0] + 1))
 
 
 def _mean(values: np.ndarray) -> float:
@@ -205,8 +229,9 @@ def _spread(values: np.ndarray, lo: float, hi: float) -> float:
 
 
 def _semitone_range(f0: np.ndarray) -> float:
-    """5th to 95th percentile of F0 in semitones (12 log2 of their ratio)."""
-    return _spread(12 * np.log2(f0), 5, 95) if f0.size else math.nan
+    """20th to 80th percentile of F0 in semitones (12 log2 of their ratio), as eGeMAPS's F0 range:
+    wider percentiles follow the tracker's octave errors more than the voice."""
+    return _spread(12 * np.log2(f0), 20, 80) if f0.size else math.nan
 
 
 def _power_mean_db(level_db: np.ndarray) -> float:

@@ -6,7 +6,8 @@ give the speaking rate ("asr-words"); when none comes in time (no ASR node, a sl
 decode, no words), the rate comes from syllable nuclei of the energy envelope ("energy-peaks").
 A final transcript that arrives before the audio's final piece is kept until the audio closes.
 
-Out: prosody features, the rule's arousal (pipeline/voice/arousal_rule.py), and, only when a trained
+Out: prosody features, the rule's arousal (pipeline/voice/arousal_rule.py) against the stream's speaker
+baseline (pipeline/voice/baseline.py, which learns from each utterance), and, only when a trained
 model is configured, its 7 probabilities and a low-confidence valence. Without a model ``valence``
 is None: speech without words says little about valence. ``t_capture`` is the capture time just after
 the utterance's last sample, so ``t_publish - t_capture`` is the delay after the end of speech.
@@ -27,6 +28,7 @@ from moodwire.pipeline.core.config import Config
 from moodwire.pipeline.core.messages import Message, Transcript, UtteranceAudio, VoiceAffect
 from moodwire.pipeline.core.node import Outputs
 from moodwire.pipeline.voice.arousal_rule import RULE_NAME, estimate_arousal
+from moodwire.pipeline.voice.baseline import SpeakerBaseline
 from moodwire.pipeline.voice.model import VoiceModel
 from moodwire.pipeline.voice.prosody import prosody_features, words_per_second
 
@@ -68,6 +70,7 @@ class VoiceStep:
         self._transcripts: OrderedDict[int, tuple[Transcript, int]] = OrderedDict()
         self._done: deque[int] = deque(maxlen=REMEMBER_DONE)
         self._watches = {k: Stopwatch() for k in ("prosody_ms", "model_ms", "total_ms")}
+        self.baseline = SpeakerBaseline()  # one stream, one voice at a time: it restarts for a new voice
 
     @property
     def timings(self) -> dict[str, float]:
@@ -130,12 +133,13 @@ class VoiceStep:
         words_rate = words_per_second(transcript.words) if usable else None
         with self._watches["prosody_ms"]:
             features = prosody_features(samples, sample_rate, words_rate)
-        estimate = estimate_arousal(features)
+        baseline = self.baseline.observe(features)
+        estimate = estimate_arousal(features, baseline)
         voiced = features.voiced_fraction > 0
         msg = VoiceAffect(utterance_id=utterance_id, t_start=t_start,
                           t_end=t_start + int(len(samples) * 1e9 / sample_rate), features=features,
                           arousal=estimate.arousal, arousal_rule=RULE_NAME, confidence=estimate.confidence,
-                          valid=valid and voiced)
+                          valid=valid and voiced, baseline=baseline)
         msg.t_capture = msg.t_end
         self._watches["model_ms"].last_ms = 0.0
         if self.model is not None and voiced:
