@@ -57,6 +57,7 @@ def test_the_same_utterance_at_minus_12_0_and_plus_12_db_gets_arousal_within_0_1
     for clip in clips.values():
         base = at_gain(clip.samples(), 0.0)
         got = [first_arousal(at_gain(base, gain)) for gain in (-12.0, 0.0, 12.0)]
+        print(f"{clip.name}: arousal at -12/0/+12 dB {got[0]:+.3f} {got[1]:+.3f} {got[2]:+.3f}")
         assert max(got) - min(got) <= 0.1, (clip.name, got)
 
 
@@ -67,6 +68,7 @@ def test_the_same_utterance_pitch_shifted_3_semitones_gets_arousal_within_0_15(c
         original = first_arousal(samples)
         for cents in (-300, 300):
             shifted = first_arousal(pitch_shifted(samples, cents, tmp_path))
+            print(f"{clip.name}: arousal {original:+.3f}, shifted {cents:+d} cents {shifted:+.3f}")
             assert abs(shifted - original) <= 0.15, (clip.name, cents, original, shifted)
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moodwire.pipeline.core.messages import AudioChunk, FaceTracks, SpeechEvent, Transcript
+from moodwire.pipeline.core.messages import AudioChunk, FaceTracks, SpeechEvent, Transcript, VoiceAffect
 
 from .harness.launch import PipelineRun, log_tail
 from .harness.machine import announce, shown_path
@@ -93,6 +93,7 @@ class Collected:
     finals: dict[int, Transcript] = field(default_factory=dict)  # by utterance_id
     partials: list[Transcript] = field(default_factory=list)
     faces: list[FaceTracks] = field(default_factory=list)  # when subscribed
+    voice: list[VoiceAffect] = field(default_factory=list)  # when subscribed
     log: str = ""
     stopped_by: str = ""
 
@@ -151,6 +152,8 @@ def _collect(got: Collected, msg: Any) -> None:
             got.partials.append(msg)
     elif isinstance(msg, FaceTracks):
         got.faces.append(msg)
+    elif isinstance(msg, VoiceAffect):
+        got.voice.append(msg)
 
 
 # ---------------------------------------------------------------- matching and report
