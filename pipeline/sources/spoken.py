@@ -14,6 +14,7 @@ import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -66,12 +67,16 @@ def speak(sentence: str, voice: Voice = Voice()) -> np.ndarray:
 def spoken_script(sentences: list[str], gap_s: float = 1.5, lead_s: float = 0.5,
                   voice: Voice = Voice()) -> SpokenScript:
     """The sentences one after another: ``lead_s`` of silence first, ``gap_s`` after each one."""
+    return joined_script([(speak(sentence, voice), sentence) for sentence in sentences], gap_s, lead_s)
+
+
+def joined_script(clips: Sequence[tuple[np.ndarray, str]], gap_s: float = 1.5, lead_s: float = 0.5) -> SpokenScript:
+    """16 kHz clips (with their text) one after another: ``lead_s`` of silence first, ``gap_s`` after each."""
     pieces = [np.zeros(int(lead_s * AUDIO_RATE), np.int16)]
     spans, cursor = [], pieces[0].size
-    for sentence in sentences:
-        speech = speak(sentence, voice)
-        spans.append(Span(cursor / AUDIO_RATE, (cursor + speech.size) / AUDIO_RATE, sentence))
-        pieces += [speech, np.zeros(int(gap_s * AUDIO_RATE), np.int16)]
+    for speech, text in clips:
+        spans.append(Span(cursor / AUDIO_RATE, (cursor + speech.size) / AUDIO_RATE, text))
+        pieces += [np.asarray(speech, np.int16), np.zeros(int(gap_s * AUDIO_RATE), np.int16)]
         cursor += speech.size + pieces[-1].size
     return SpokenScript(np.concatenate(pieces), spans)
 

@@ -18,9 +18,10 @@ kept per stream (one microphone, one speaker at a time):
 - State: "settling" until ``SETTLED_WEIGHT`` utterance-equivalents are in (about 4 utterances of
   1.5 s voiced speech or more, i.e. 3 s of speech each), then "settled".
 - A new speaker: ``CHANGE_CONFIRM`` utterances in a row over ``CHANGE_ST`` semitones from a
-  baseline of at least ``CHANGE_MIN_WEIGHT`` utterance-equivalents, on the same side, restart it from those utterances ("settling" again). One
-  excited utterance is not a new speaker; two in a row that far from the voice's habit usually
-  are (a rule, and it cannot tell two speakers of the same pitch apart).
+  baseline of at least ``CHANGE_MIN_WEIGHT`` utterance-equivalents, on the same side, restart it
+  from those utterances ("settling" again). One excited utterance is not a new speaker and is not
+  learned; two in a row that far from the voice's habit usually are (a rule, and it cannot tell
+  two speakers of the same pitch apart).
 """
 
 from __future__ import annotations

@@ -52,7 +52,8 @@ def spectral_balance(power: np.ndarray, freqs_hz: np.ndarray) -> SpectralBalance
     return SpectralBalance(
         alpha_ratio_db=float(10 * np.log10(_band(power, freqs_hz, ALPHA_HIGH_HZ).sum()
                                            / _band(power, freqs_hz, ALPHA_LOW_HZ).sum())),
-        hammarberg_db=float(_band(db, freqs_hz, HAMMARBERG_LOW_HZ).max() - _band(db, freqs_hz, HAMMARBERG_HIGH_HZ).max()),
+        hammarberg_db=float(_band(db, freqs_hz, HAMMARBERG_LOW_HZ).max()
+                            - _band(db, freqs_hz, HAMMARBERG_HIGH_HZ).max()),
         slope_0_500=_slope(db, freqs_hz, SLOPE_BANDS_HZ[0]),
         slope_500_1500=_slope(db, freqs_hz, SLOPE_BANDS_HZ[1]),
     )
