@@ -60,7 +60,7 @@ import numpy as np
 
 from .bench_affect import prepare
 from .bench_face import run_fer
-from .harness.json_tool import run_json_tool, skipped
+from .harness.json_tool import emit_result, run_json_tool, skipped
 from .harness.launch import PipelineRun, log_tail
 from .harness.memory import MemorySampler
 from .harness.stats import cpu_share, index_gaps, ratio, seq_gaps, summary
@@ -553,9 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     print_report(pipe, peers, rows, ratio_rows)
     result = {"tool": "bench", "command": command, "machine": host, "clip": mkv.name, "clip_s": round(clip_s, 1),
               "window_s": seconds, "pipeline": pipe, "peers": peers, "comparison": rows, "ratios": ratio_rows}
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result))
+    emit_result(result, args.json)
     return 0
 
 

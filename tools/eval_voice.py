@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import random
 import re
 import sys
@@ -54,6 +53,7 @@ from moodwire.pipeline.core.labels import LABELS
 from moodwire.pipeline.core.messages import VoiceAffect
 from moodwire.pipeline.voice.step import VoiceStep, build_voice_step
 
+from .harness.json_tool import emit_result
 from .harness.machine import announce
 
 HIGH = ("angry", "fear", "happy", "surprise")  # high-arousal classes (Russell 1980's circumplex)
@@ -315,9 +315,7 @@ def main(argv: list[str] | None = None) -> int:
               "baseline": "clip" if args.baseline == "clip" else "speaker", "pipeline": args.pipeline,
               "missing": [str(i.path) for i in missing], "figures": figures(results)}
     print_report(layout, result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result))
+    emit_result(result, args.json)
     return 0
 
 

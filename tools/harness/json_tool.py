@@ -1,14 +1,22 @@
-"""Run a tool whose last stdout line is one JSON object (the naive loop and fer peers), in the repository."""
+"""Tools whose last stdout line is one JSON object: writing that line, and running such a tool (the peers)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from .machine import ROOT
 
 TIMEOUT_S = 600
+
+
+def emit_result(result: dict[str, Any], json_path: Path | None = None) -> None:
+    """The tool's figures as its last stdout line, and also into ``json_path`` (``--json FILE``) when given."""
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result))
 
 
 def run_json_tool(command: list[str], timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
