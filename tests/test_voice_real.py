@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 
 from moodwire.pipeline.core.audio import AUDIO_RATE
 from moodwire.pipeline.core.messages import VoiceFeatures
+from moodwire.pipeline.sources.spoken import read_wav, write_wav
 from moodwire.pipeline.voice.baseline import SETTLED, SETTLING, SpeakerBaseline
 from moodwire.pipeline.voice.step import VoiceStep
 from moodwire.tools.media.real_speech import FetchError, real_speech_clips
@@ -44,13 +44,9 @@ def at_gain(samples: np.ndarray, gain_db: float) -> np.ndarray:
 
 
 def pitch_shifted(samples: np.ndarray, cents: int, folder: Path) -> np.ndarray:
-    source, shifted = folder / "in.wav", folder / f"shift{cents}.wav"
-    with wave.open(str(source), "wb") as w:
-        w.setnchannels(1), w.setsampwidth(2), w.setframerate(AUDIO_RATE)
-        w.writeframes(samples.tobytes())
+    source, shifted = write_wav(folder / "in.wav", samples), folder / f"shift{cents}.wav"
     subprocess.run(["sox", "-q", str(source), str(shifted), "pitch", str(cents)], check=True, timeout=60)
-    with wave.open(str(shifted)) as w:
-        return np.frombuffer(w.readframes(w.getnframes()), "<i2")
+    return read_wav(shifted)[1]
 
 
 def test_the_same_utterance_at_minus_12_0_and_plus_12_db_gets_arousal_within_0_1(clips):

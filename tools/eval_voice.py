@@ -306,7 +306,10 @@ def main(argv: list[str] | None = None) -> int:
             results, missing = run_pipeline(groups, args.set)
         else:
             config = load_config(None, args.set)
-            results, missing = run_step(groups, lambda: build_voice_step(config), args.baseline == "clip"), []
+            loaded = build_voice_step(config)  # a configured trained model is loaded and warmed once, shared
+            results = run_step(groups, lambda: VoiceStep(config.voice.wait_transcript_s, loaded.model),
+                               args.baseline == "clip")
+            missing = []
     except ValueError as exc:
         print(f"eval_voice: {exc}", file=sys.stderr)
         return 2

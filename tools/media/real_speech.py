@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from moodwire.pipeline.core.paths import cache_dir
+from moodwire.pipeline.sources.spoken import read_wav
 
 SAMPLE_RATE = 16_000
 TIMEOUT_S = 120
@@ -51,8 +52,7 @@ class Clip:
     path: str = ""  # the WAV in the cache, once fetched
 
     def samples(self) -> np.ndarray:
-        with wave.open(self.path) as w:
-            return np.frombuffer(w.readframes(w.getnframes()), "<i2").copy()
+        return read_wav(self.path)[1]
 
 
 POCKETSPHINX = Package(
