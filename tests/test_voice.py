@@ -331,6 +331,7 @@ def test_onnx_export_matches_pytorch_at_any_length_and_needs_a_training_record(t
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # espeak-ng set plus 30 epochs on CPU: about 22 s idle, past 120 s with a core busy
 def test_toy_model_learns_the_settings_on_unseen_voices(tmp_path):
     """Plumbing check with signal in it: on the toy set the labels ARE the espeak settings, so a
     working pipeline must beat the majority class on held-out voices. Says nothing about emotion."""
