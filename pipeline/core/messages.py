@@ -166,9 +166,9 @@ class VoiceFeatures:
     energy_range_db: float  # 10th to 90th percentile of frame levels, dB
     speaking_rate: float  # words/s (speaking_rate_source "asr-words") or syllable nuclei/s ("energy-peaks")
     speaking_rate_source: str
-    jitter: float  # mean relative period-to-period F0 change
-    shimmer: float  # mean relative frame-to-frame amplitude change of voiced frames
-    hnr_db: float  # harmonics-to-noise ratio from the autocorrelation peak
+    jitter: float  # local jitter: mean |T(i) - T(i+1)| / mean T over glottal cycles (voice/cycles.py)
+    shimmer: float  # local shimmer: the same over the cycles' peak amplitudes
+    hnr_db: float  # harmonics-to-noise ratio from each voiced frame's autocorrelation peak (Boersma 1993)
     # spectral balance of the voiced frames (pipeline/voice/spectral.py; eGeMAPS definitions): gain-free
     alpha_ratio_db: float = math.nan  # energy 1-5 kHz over 50 Hz-1 kHz, dB
     hammarberg_db: float = math.nan  # strongest bin 0-2 kHz over strongest 2-5 kHz, dB

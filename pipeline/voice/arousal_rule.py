@@ -31,8 +31,8 @@ speaker's natural pitch do not set:
 3. ``arousal = tanh(weighted sum)``, in (-1, 1).
 
 Not used: the absolute level (microphone gain and distance set it), the absolute F0 (the speaker's
-register sets it), jitter, shimmer and HNR (frame-level approximations, see prosody.py, and sensitive
-to room noise).
+register sets it), jitter, shimmer and HNR (cycle-level, see cycles.py, but their direction with arousal
+differs between studies, Juslin & Laukka 2003, and room noise moves them).
 
 Confidence: ``CONFIDENCE_MAX`` times the share of the weight whose terms were measured, times
 min(1, voiced seconds / ``FULL_VOICED_S``), times ``SETTLING_FACTOR`` while the speaker baseline settles.

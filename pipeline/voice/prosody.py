@@ -16,9 +16,10 @@ Everything here is a cheap approximation, chosen so a 5 s utterance costs millis
 - Spectral balance (alpha ratio, Hammarberg index, spectral slopes: spectral.py) from the average
   power spectrum of the voiced frames, the same FFT as the pitch tracker's.
 - Pauses: the share of frames between the first and the last active one that are not active.
-- Voice quality: frame-level stand-ins, NOT Praat's cycle-level measures, so the numbers are not
-  comparable with clinical norms: jitter from 10 ms-apart F0 estimates (intonation contributes),
-  shimmer from 10 ms-apart frame amplitudes, HNR from the autocorrelation peak r as 10 log10(r / (1 - r)).
+- Voice quality: local jitter and shimmer from glottal cycles marked in the waveform (cycles.py,
+  Praat's definitions); HNR from each voiced frame's autocorrelation peak r as 10 log10(r / (1 - r)),
+  Boersma's (1993) frame-based method, which is how Praat's "Harmonicity (ac)" measures it too
+  (Praat uses windows of 4.5 periods; 40 ms frames hold 2-20).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from moodwire.pipeline.core.messages import VoiceFeatures, Word
+from moodwire.pipeline.voice.cycles import jitter_shimmer
 from moodwire.pipeline.voice.spectral import NOT_MEASURED, spectral_balance
 
 FRAME_S = 0.040
@@ -43,7 +45,6 @@ SILENCE_DBFS = -80.0  # a guard for digital silence: speech is found relative to
 ACTIVE_RANGE_DB = 35.0  # frames this far below the loudest frame are pauses or background
 NUCLEUS_DIP_DB = 2.0  # de Jong & Wempe's dip between two syllable peaks
 NUCLEUS_BELOW_MAX_DB = 25.0  # a syllable peak is at most this far below the loudest frame
-PERIOD_JUMP = 1.3  # consecutive F0 periods differing by more are a voicing or octave break, not jitter
 HNR_R_MAX = 0.999  # caps HNR at 30 dB
 OCTAVE_RATIO = 0.85  # a shorter-lag peak this close to the best one wins
 OUTLIER_RATIO = 1.5  # F0 this far from its neighbours' median is a tracking error, dropped
@@ -179,7 +180,8 @@ def words_per_second(words: Sequence[Word]) -> float | None:
 def prosody_features(samples: np.ndarray, sample_rate: int,
                      words_rate: float | None = None) -> VoiceFeatures:
     """The utterance's prosody; ``words_rate`` (words/s from ASR timings) replaces the nuclei rate."""
-    track = frame_track(samples, sample_rate)
+    x = to_float(samples)
+    track = frame_track(x, sample_rate)
     voiced = track.voiced
     f0 = track.f0_hz[voiced]
     active_s = float(track.active.sum()) * HOP_S
@@ -188,6 +190,8 @@ def prosody_features(samples: np.ndarray, sample_rate: int,
     else:
         rate = syllable_nuclei(track) / active_s if active_s > 0 else math.nan
         source = RATE_FROM_PEAKS
+    jitter, shimmer = jitter_shimmer(x, track.f0_hz, sample_rate, round(HOP_S * sample_rate),
+                                     round(FRAME_S * sample_rate), (F0_MIN_HZ, F0_MAX_HZ))
     balance = spectral_balance(track.spectrum, track.freqs_hz) if voiced.any() else NOT_MEASURED
     return VoiceFeatures(
         duration_s=np.asarray(samples).size / sample_rate,
@@ -198,8 +202,8 @@ def prosody_features(samples: np.ndarray, sample_rate: int,
         energy_range_db=_spread(track.level_db[track.active], 10, 90),
         speaking_rate=rate,
         speaking_rate_source=source,
-        jitter=_jitter(track.f0_hz),
-        shimmer=_shimmer(track.level_db, voiced),
+        jitter=jitter,
+        shimmer=shimmer,
         hnr_db=_hnr_db(track.peak_r[voiced]),
         alpha_ratio_db=balance.alpha_ratio_db,
         hammarberg_db=balance.hammarberg_db,
@@ -237,28 +241,6 @@ def _semitone_range(f0: np.ndarray) -> float:
 def _power_mean_db(level_db: np.ndarray) -> float:
     """The level of the frames' mean power (an equivalent level, as a sound level meter's Leq)."""
     return float(10 * np.log10(np.mean(10 ** (level_db / 10)))) if level_db.size else math.nan
-
-
-def _consecutive(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of neighbouring frames where both values exist."""
-    a, b = values[:-1], values[1:]
-    both = ~np.isnan(a) & ~np.isnan(b)
-    return a[both], b[both]
-
-
-def _jitter(f0_hz: np.ndarray) -> float:
-    """Mean relative change of the period between frames 10 ms apart, voicing and octave breaks left out."""
-    a, b = _consecutive(1.0 / f0_hz)
-    keep = np.maximum(a, b) / np.minimum(a, b) <= PERIOD_JUMP
-    a, b = a[keep], b[keep]
-    return float(np.mean(np.abs(a - b) / ((a + b) / 2))) if a.size else math.nan
-
-
-def _shimmer(level_db: np.ndarray, voiced: np.ndarray) -> float:
-    """Mean relative change of the RMS amplitude between voiced frames 10 ms apart."""
-    amplitude = np.where(voiced, 10 ** (level_db / 20), np.nan)
-    a, b = _consecutive(amplitude)
-    return float(np.mean(np.abs(a - b) / ((a + b) / 2))) if a.size else math.nan
 
 
 def _hnr_db(peak_r: np.ndarray) -> float:
