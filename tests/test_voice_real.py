@@ -146,3 +146,14 @@ def test_unvoiced_utterances_neither_compare_nor_teach():
     b = SpeakerBaseline()
     state = b.observe(features(math.nan, math.nan, voiced_s=0.0))
     assert math.isnan(state.f0_rel_st) and state.utterances == 0 and b.weight == 0
+
+
+def test_bench_voice_times_every_real_clip(clips, capsys):
+    import json
+
+    from moodwire.tools import bench_voice
+
+    assert bench_voice.main(["--repeat", "1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sorted(r["clip"] for r in result["clips"]) == sorted(clips)
+    assert all(0 < r["prosody_ms"] <= r["total_ms"] for r in result["clips"]) and result["ms_per_audio_s"] > 0
