@@ -53,9 +53,9 @@ def pieces(samples: np.ndarray, uid: int, piece: int = 8000) -> list[UtteranceAu
                            t_capture=uid + off * SECOND // AUDIO_RATE) for off in starts]
 
 
-def transcript(uid: int, n_words: int, span_s: float, final: bool = True) -> Transcript:
+def transcript(uid: int, n_words: int, span_s: float, final: bool = True, probability: float = 0.9) -> Transcript:
     step_ns = int(span_s * SECOND / n_words)
-    words = [Word(word=f"w{i}", t_start=uid + i * step_ns, t_end=uid + (i + 1) * step_ns, probability=0.9)
+    words = [Word(word=f"w{i}", t_start=uid + i * step_ns, t_end=uid + (i + 1) * step_ns, probability=probability)
              for i in range(n_words)]
     return Transcript(utterance_id=uid, t_start=uid, t_end=uid + int(span_s * SECOND), text="x", words=words,
                       final=final)
@@ -156,6 +156,15 @@ def test_step_takes_the_rate_from_asr_words_when_the_transcript_comes_in_time():
     assert msg.features.speaking_rate == pytest.approx(3.0)
     clock.now += 5 * SECOND
     assert list(step.idle(clock.now)) == []  # published once
+
+
+def test_step_takes_the_rate_from_syllables_when_the_asr_is_unsure_of_its_words():
+    """Whisper guessing at a language its model does not know gives words of low probability."""
+    step = VoiceStep(wait_transcript_s=1.0, clock=FakeClock())
+    uid = 3 * SECOND
+    feed(step, pieces(speak(SENTENCES[1]), uid))
+    (msg,) = feed(step, [transcript(uid, 6, 2.0, probability=0.3)])
+    assert msg.features.speaking_rate_source == RATE_FROM_PEAKS and msg.features.speaking_rate > 0
 
 
 @pytest.mark.parametrize("note", ["", "gap of 3200 samples filled with silence"])

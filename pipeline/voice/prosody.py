@@ -53,6 +53,11 @@ OUTLIER_RATIO = 1.5  # F0 this far from its neighbours' median is a tracking err
 OUTLIER_SPAN = 5  # frames either side for that median
 OUTLIER_GLOBAL = 2 ** 1.5  # F0 over 1.5 octaves from the utterance's median F0 is dropped too
 
+# Whisper's words for speech in a language its model does not know (espeak-ng German through tiny.en:
+# mean word probability 0.27-0.43, and 1.4 times as many words per second as the real English clips)
+# or for noise are not a speaking rate; the real English clips of tools/media/real_speech.py score
+# 0.63-0.96 (one two-word clip, "five five", 0.39)
+MIN_WORD_PROBABILITY = 0.5
 RATE_FROM_WORDS = "asr-words"
 RATE_FROM_PEAKS = "energy-peaks"
 
@@ -171,9 +176,11 @@ def syllable_nuclei(track: FrameTrack) -> int:
 
 
 def words_per_second(words: Sequence[Word]) -> float | None:
-    """Words per second between the first word's start and the last word's end; None without words."""
+    """Words per second between the first word's start and the last word's end; None without words,
+    or when the ASR is unsure of them (mean word probability under ``MIN_WORD_PROBABILITY``): the
+    rate then comes from syllable nuclei, which need no language."""
     spoken = [w for w in words if w.word.strip()]
-    if not spoken:
+    if not spoken or np.mean([w.probability for w in spoken]) < MIN_WORD_PROBABILITY:
         return None
     span_s = (max(w.t_end for w in spoken) - min(w.t_start for w in spoken)) / 1e9
     return len(spoken) / span_s if span_s > 0 else None

@@ -3,7 +3,8 @@
 An utterance's audio comes in contiguous pieces; the piece with ``final`` closes it. The step then
 waits up to ``voice.wait_transcript_s`` for the utterance's final transcript, whose word timings
 give the speaking rate ("asr-words"); when none comes in time (no ASR node, a slow or failed
-decode, no words), the rate comes from syllable nuclei of the energy envelope ("energy-peaks").
+decode, no words) or the ASR is unsure of its words (another language than its model's, noise:
+prosody.MIN_WORD_PROBABILITY), the rate comes from syllable nuclei of the energy envelope ("energy-peaks").
 A final transcript that arrives before the audio's final piece is kept until the audio closes.
 
 Out: prosody features, the rule's arousal (pipeline/voice/arousal_rule.py) against the stream's speaker
