@@ -70,8 +70,8 @@ def test_the_same_utterance_pitch_shifted_3_semitones_gets_arousal_within_0_15(c
 
 def test_cycle_jitter_and_shimmer_of_real_voices_lie_in_the_range_of_connected_speech(clips):
     """Healthy connected speech: local jitter about 1-3 %, shimmer 5-15 % (Praat's measures read
-    higher on running speech than on the sustained vowels of clinical norms). The frame-level
-    stand-ins used before read 4-6 % jitter here: intonation between frames counted as jitter."""
+    higher on running speech than on the sustained vowels of clinical norms). A plausibility check:
+    tests/test_voice_cycles.py checks the measure against voices of known perturbation."""
     from moodwire.pipeline.voice.prosody import prosody_features
 
     for clip in clips.values():
