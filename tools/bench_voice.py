@@ -3,8 +3,8 @@ arousal rule, on the real recordings of tools/media/real_speech.py, each clip a 
 
     .venv/bin/python -m tools.bench_voice [--repeat N]
 
-Per clip, the fastest of N runs (the machine's noise only ever adds time) of ``VoiceStep.analyse``
-and of its two stages (stage times from the step's own stopwatches); also ms per second of audio.
+Per clip, the fastest of N runs (the machine's noise only ever adds time) of ``VoiceStep.analyse``,
+with that run's prosody stage (from the step's own stopwatch); also ms per second of audio.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+
+import numpy as np
 
 from moodwire.pipeline.core.audio import AUDIO_RATE
 from moodwire.pipeline.voice.step import VoiceStep
@@ -23,7 +25,7 @@ from .media.real_speech import real_speech_clips
 REPEAT = 5
 
 
-def time_clip(samples, repeat: int) -> dict[str, float]:
+def time_clip(samples: np.ndarray, repeat: int) -> dict[str, float]:
     """Fastest total, and the prosody stage of that run, over ``repeat`` fresh steps (ms)."""
     best: dict[str, float] = {}
     for _ in range(repeat):

@@ -85,10 +85,15 @@ def to_float(samples: np.ndarray) -> np.ndarray:
     return np.nan_to_num(x.ravel(), nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def frame_samples(sample_rate: int) -> tuple[int, int]:
+    """(frame length, hop) in samples at ``sample_rate``."""
+    return round(FRAME_S * sample_rate), round(HOP_S * sample_rate)
+
+
 def frame_track(samples: np.ndarray, sample_rate: int) -> FrameTrack:
     """Level, F0 and voicing per 40 ms frame every 10 ms; an empty track for empty audio."""
     x = to_float(samples)
-    length, hop = round(FRAME_S * sample_rate), round(HOP_S * sample_rate)
+    length, hop = frame_samples(sample_rate)
     if x.size == 0:
         empty = np.zeros(0)
         return FrameTrack(empty, empty, empty, np.zeros(0, bool), empty, empty)
@@ -199,8 +204,8 @@ def prosody_features(samples: np.ndarray, sample_rate: int,
     else:
         rate = syllable_nuclei(track) / active_s if active_s > 0 else math.nan
         source = RATE_FROM_PEAKS
-    jitter, shimmer = jitter_shimmer(x, track.f0_hz, sample_rate, round(HOP_S * sample_rate),
-                                     round(FRAME_S * sample_rate), (F0_MIN_HZ, F0_MAX_HZ))
+    frame, hop = frame_samples(sample_rate)
+    jitter, shimmer = jitter_shimmer(x, track.f0_hz, sample_rate, hop, frame, (F0_MIN_HZ, F0_MAX_HZ))
     balance = spectral_balance(track.spectrum, track.freqs_hz) if voiced.any() else NOT_MEASURED
     return VoiceFeatures(
         duration_s=np.asarray(samples).size / sample_rate,
