@@ -90,8 +90,10 @@ class FusionParams:
         return data
 
 
-def load_params(path: str | Path = "") -> FusionParams:
-    """Read and check a params file ("" = the packaged defaults); FusionParamsError names the file and key."""
+def load_params(path: str | Path = "", profiles: tuple[str, ...] = ()) -> FusionParams:
+    """Read and check a params file ("" = the packaged defaults); FusionParamsError names the file and key.
+    ``profiles``: the model profiles switched on (engines/profiles.py); each one's entry under the file's
+    ``profiles`` replaces its modality's reliability and temperature."""
     path = Path(path) if path else default_params_path()
     try:
         data = json.loads(path.read_text())
@@ -101,25 +103,58 @@ def load_params(path: str | Path = "") -> FusionParams:
         raise FusionParamsError(f"fusion params {path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise FusionParamsError(f"fusion params {path}: expected a JSON object at the top level")
-    values = {key: _per_modality(path, data, key) for key in ("reliability", "temperature")}
+    values = {key: list(_per_modality(path, data, key)) for key in ("reliability", "temperature")}
     source = data.get("source", "")
     fitted = data.get("fitted")
     if not isinstance(source, str):
         raise FusionParamsError(f"fusion params {path}: 'source' must be a string")
     if fitted is not None and not isinstance(fitted, dict):
         raise FusionParamsError(f"fusion params {path}: 'fitted' must be an object when given")
-    return FusionParams(values["reliability"], values["temperature"], source, fitted or None)
+    entries = _profile_entries(path, data)
+    for name in profiles:
+        source += _apply_profile(values, name, entries.get(name))
+    return FusionParams(tuple(values["reliability"]), tuple(values["temperature"]), source, fitted or None)
+
+
+def _profile_entries(path: Path, data: dict) -> dict[str, dict[str, float]]:
+    """The file's ``profiles`` section, checked: profile name -> reliability, temperature (and source)."""
+    from moodwire.engines.profiles import PROFILES
+
+    table = data.get("profiles", {})
+    if not isinstance(table, dict):
+        raise FusionParamsError(f"fusion params {path}: 'profiles' must be an object of profile name -> entry")
+    for name, entry in table.items():
+        if name not in PROFILES:
+            raise FusionParamsError(f"fusion params {path}: 'profiles.{name}' is not a model profile; "
+                                    f"known: {', '.join(PROFILES)}")
+        if not isinstance(entry, dict):
+            raise FusionParamsError(f"fusion params {path}: 'profiles.{name}' must be an object")
+        for key in ("reliability", "temperature"):
+            _positive(path, f"profiles.{name}.{key}", entry.get(key))
+    return table
+
+
+def _profile_modality(name: str) -> str:
+    from moodwire.engines.profiles import get_profile
+
+    return get_profile(name).modality
+
+
+def _apply_profile(values: dict[str, list[float]], name: str, entry: dict | None) -> str:
+    """Put a profile's entry in place of its modality's values; the words to add to ``source``."""
+    modality = _profile_modality(name)
+    if entry is None:
+        return f" Profile {name}: no entry in this file, so the {modality} values stand."
+    i = MODALITIES.index(modality)
+    values["reliability"][i], values["temperature"][i] = float(entry["reliability"]), float(entry["temperature"])
+    return f" Profile {name} ({modality}): {entry.get('source', 'no source given')}"
 
 
 def save_params(params: FusionParams, path: str | Path) -> Path:
     """Write ``params`` as the JSON that load_params reads, atomically."""
-    import os
+    from moodwire.pipeline.core.paths import write_json_atomic
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(params.to_json(), indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, params.to_json())
 
 
 def _per_modality(path: Path, data: dict, key: str) -> tuple[float, ...]:
@@ -134,11 +169,14 @@ def _per_modality(path: Path, data: dict, key: str) -> tuple[float, ...]:
     for m in MODALITIES:
         if m not in table:
             raise FusionParamsError(f"fusion params {path}: '{key}.{m}' is missing")
-        value = table[m]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise FusionParamsError(f"fusion params {path}: '{key}.{m}' must be a positive number, got {value!r}")
-        out.append(float(value))
+        out.append(_positive(path, f"{key}.{m}", table[m]))
     return tuple(out)
+
+
+def _positive(path: Path, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise FusionParamsError(f"fusion params {path}: '{key}' must be a positive number, got {value!r}")
+    return float(value)
 
 
 def default_params_path() -> Path:
@@ -153,35 +191,37 @@ def default_params_path() -> Path:
 MODEL_VERSION = 3
 
 
-def fusion_dir(params_path: str | Path = "") -> Path:
+def fusion_dir(params_path: str | Path = "", profiles: tuple[str, ...] = ()) -> Path:
     """Cache folder of the ONNX exported from one params file: keyed by the file's content (not its
-    name) and by the model's version and input/output contract."""
+    name), the model profiles switched on, and the model's version and input/output contract."""
     import hashlib
 
     from moodwire.engines.registry import sha256_of
     from moodwire.pipeline.core.paths import cache_dir
 
     path = Path(params_path) if params_path else default_params_path()
-    contract = json.dumps([MODEL_VERSION, INPUT_NAMES, INPUT_SHAPES, OUTPUT_NAMES, OUTPUT_SHAPES, sha256_of(path)])
+    contract = [MODEL_VERSION, INPUT_NAMES, INPUT_SHAPES, OUTPUT_NAMES, OUTPUT_SHAPES, sha256_of(path)]
+    contract = json.dumps(contract + ([sorted(profiles)] if profiles else []))  # no profile: the key as before
     return cache_dir() / "models" / "fusion" / hashlib.sha256(contract.encode()).hexdigest()[:16]
 
 
-def fusion_onnx(params_path: str | Path = "") -> Path:
+def fusion_onnx(params_path: str | Path = "", profiles: tuple[str, ...] = ()) -> Path:
     """The fusion ONNX exported from ``params_path`` ("" = packaged defaults); ModelMissing with the command
     that exports it when the cache lacks it or it no longer matches the checksum its sidecar recorded.
     A bad params file fails first, naming the key."""
-    if not matches_fusion_export(params_path):
+    if not matches_fusion_export(params_path, profiles):
         hint = f" --set fusion.params={params_path}" if params_path else ""
-        raise not_exported(FUSION_EXPORT, _onnx_path(params_path), hint)
-    return _onnx_path(params_path)
+        hint += "".join(f" --set {_profile_modality(name)}.profile={name}" for name in profiles)
+        raise not_exported(FUSION_EXPORT, _onnx_path(params_path, profiles), hint)
+    return _onnx_path(params_path, profiles)
 
 
-def matches_fusion_export(params_path: str | Path = "") -> bool:
+def matches_fusion_export(params_path: str | Path = "", profiles: tuple[str, ...] = ()) -> bool:
     """The params file is valid and its exported ONNX is cached and intact."""
     params = Path(params_path) if params_path else default_params_path()
-    load_params(params)  # a bad file fails here, naming the key, before anything is hashed
-    return matches_sidecar(_onnx_path(params), fusion_dir(params) / SIDECAR_NAME)
+    load_params(params, profiles)  # a bad file fails here, naming the key, before anything is hashed
+    return matches_sidecar(_onnx_path(params, profiles), fusion_dir(params, profiles) / SIDECAR_NAME)
 
 
-def _onnx_path(params_path: str | Path) -> Path:
-    return fusion_dir(params_path) / ONNX_NAME
+def _onnx_path(params_path: str | Path, profiles: tuple[str, ...] = ()) -> Path:
+    return fusion_dir(params_path, profiles) / ONNX_NAME

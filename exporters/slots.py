@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from moodwire.engines.derived import derived_ready
 from moodwire.engines.fusion_spec import FUSION_EXPORT, matches_fusion_export
+from moodwire.engines.profiles import selected_names
 from moodwire.engines.registry import ModelError, ResolvedModel, get_slot, resolve, slot_override
 from moodwire.pipeline.core.config import Config
 
@@ -45,7 +46,7 @@ def export_named(name: str, config: Config, progress: Progress = print) -> Any:
     if name == FUSION_EXPORT:
         from moodwire.exporters.fusion import export_fusion_for
 
-        return export_fusion_for(config.fusion.params, progress)
+        return export_fusion_for(config.fusion.params, progress, selected_names(config))
     if name not in EXPORTERS:
         raise ModelError(f"nothing to export for {name!r}; exportable: {', '.join(EXPORT_NAMES)}")
     return export_slot(resolve(name, slot_override(config.models, get_slot(name))), progress)
@@ -54,5 +55,5 @@ def export_named(name: str, config: Config, progress: Progress = print) -> Any:
 def is_exported(name: str, config: Config) -> bool:
     """Whether ``name``'s derived files are in the cache and intact for this config (engines/derived.py)."""
     if name == FUSION_EXPORT:
-        return matches_fusion_export(config.fusion.params)
+        return matches_fusion_export(config.fusion.params, selected_names(config))
     return derived_ready(resolve(name, slot_override(config.models, get_slot(name))))

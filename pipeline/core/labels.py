@@ -26,3 +26,22 @@ CIRCUMPLEX = np.array([
     [0.2, 0.8],    # surprise
     [0.0, 0.0],    # neutral
 ])
+
+# AffectNet's eight expression classes (the HSEmotion face profile, engines/profiles.py) onto LABELS.
+# Contempt has no class of its own here; it goes to disgust, the other rejection emotion next to it
+# in appraisal and on the circumplex (unpleasant, moderately active). Folding it into neutral would
+# hide a negative expression, and dropping it would give its mass to whatever else scored. Users who
+# need contempt apart read the profile's raw scores through its own labels (FaceTracks.expression_raw).
+# The keys are in the model's output order (HSEmotion's ``idx_to_class``).
+AFFECTNET_TO_LABELS: dict[str, str] = {
+    "Anger": "angry", "Contempt": "disgust", "Disgust": "disgust", "Fear": "fear",
+    "Happiness": "happy", "Neutral": "neutral", "Sadness": "sad", "Surprise": "surprise",
+}
+
+
+def fold_matrix(source_labels: tuple[str, ...] | list[str], mapping: dict[str, str]) -> np.ndarray:
+    """(len(source_labels), 7) 0/1 matrix: probabilities in ``source_labels`` order times it give LABELS order."""
+    matrix = np.zeros((len(source_labels), len(LABELS)), np.float32)
+    for i, name in enumerate(source_labels):
+        matrix[i, LABELS.index(mapping[name])] = 1.0
+    return matrix

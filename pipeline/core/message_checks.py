@@ -130,6 +130,7 @@ def _face_problem(m: FaceTracks) -> str:
                  or _array_problem(f"{name}.expression", f.expression, "f",
                                    (len(m.expression_labels) if m.expression_labels else None,))
                  or _probs_problem(f"{name}.expression", f.expression, m.expression_labels)
+                 or _probs_problem(f"{name}.expression_raw", f.expression_raw, m.expression_raw_labels)
                  or ("" if len(f.box) == 4 else f"{name}.box has {len(f.box)} values; expected x0, y0, x1, y1")
                  or _range_problem(f"{name}.valence", f.valence, -1, 1)
                  or _range_problem(f"{name}.arousal", f.arousal, -1, 1))

@@ -67,19 +67,23 @@ class HeadPose:
 
 @dataclass(kw_only=True)
 class FaceTrack:
-    """One face in one frame. ``valence``/``arousal`` are derived by a RULE, not a trained model:
-    the expression classes placed on Russell's circumplex, weighted by probability, nudged by
-    blendshapes (``FaceTracks.va_rule`` names it; pipeline/face/affect_rule.py defines it)."""
+    """One face in one frame. ``FaceTracks.va_source`` says where ``valence``/``arousal`` come from:
+    with the packaged model, a RULE, not a trained model (``rule:circumplex-v1``: the expression
+    classes placed on Russell's circumplex, weighted by probability, nudged by blendshapes;
+    pipeline/face/affect_rule.py); with a face profile, its trained head (``model:<profile>``)."""
 
     track_id: int
     box: list[float]  # x0, y0, x1, y1 in pixels
     landmarks: np.ndarray  # (478, 3) float32: x, y in pixels; z in the same scale as x
     blendshapes: np.ndarray  # (52,) float32 scores in [0, 1], names in FaceTracks.blendshape_names
     head_pose: HeadPose
-    crop: np.ndarray  # (64, 64) uint8 grey, eyes level: what the expression model saw
+    crop: np.ndarray  # (64, 64) uint8 grey: what the expression model saw (a grey thumbnail of a profile's input)
     expression: np.ndarray  # (7,) float32 probabilities, labels in FaceTracks.expression_labels
     valence: float
     arousal: float
+    expression_raw: list[float] = field(default_factory=list)  # a profile's own classes (expression_raw_labels)
+    expression_age_ms: float = 0.0  # 0: the model saw this frame; else the age of the frame it last saw for this
+    # track (face.expression_every > 1); valence/arousal from a model's head are as old, a rule's use fresh blendshapes
 
 
 @dataclass(kw_only=True)
@@ -92,8 +96,16 @@ class FaceTracks(Message):
     faces: list[FaceTrack] = field(default_factory=list)
     expression_labels: list[str] = field(default_factory=list)
     blendshape_names: list[str] = field(default_factory=list)
-    va_rule: str = ""
+    va_rule: str = ""  # the rule that made valence/arousal; "" when a model's trained head did
     expression_backend: str = ""  # what the expression model ran on, e.g. onnxruntime:CPUExecutionProvider
+    expression_model: str = ""  # fer-mini-xception (packaged) or the face profile's name
+    expression_raw_labels: list[str] = field(default_factory=list)  # a profile's own classes; [] for the packaged
+    va_source: str = ""  # "rule:<name>" or "model:<profile>"
+
+    def model_source(self) -> str:
+        """E.g. "fer-mini-xception; valence/arousal rule:circumplex-v1" (older senders name only the rule)."""
+        va = self.va_source or (f"rule:{self.va_rule}" if self.va_rule else "")
+        return "; ".join(part for part in (self.expression_model, f"valence/arousal {va}" if va else "") if part)
 
 
 # ---------------------------------------------------------------- the speech path
@@ -250,6 +262,8 @@ class ModalityInput:
     age_ms: float = 0.0  # capture time of this frame (or utterance end) minus that of the estimate
     utterance_id: int | None = None  # voice/text: the utterance the estimate came from
     reason: str = ""  # why absent or reduced, e.g. "no face in view", "face node down", "decayed"
+    source: str = ""  # the model or rule behind its numbers, e.g. "hsemotion-enet-b0-8-va-mtl; valence/arousal
+    # model:hsemotion-enet-b0-8-va-mtl" or "fer-mini-xception; valence/arousal rule:circumplex-v1"
 
 
 @dataclass(kw_only=True)

@@ -15,6 +15,17 @@ def cache_dir() -> Path:
     return path
 
 
+def write_json_atomic(path: Path, data: object) -> Path:
+    """Write ``data`` as indented JSON via a temporary name, so a reader never sees half a file."""
+    import json
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
 def new_run_dir() -> Path:
     """A private directory for one run's ipc sockets and run file; the manager removes it."""
     base = os.environ.get("XDG_RUNTIME_DIR")

@@ -108,8 +108,8 @@ class DashboardState:
 
     def _add_rule(self, msg: Message) -> None:
         """How each modality's valence/arousal is derived, as the messages name it."""
-        if isinstance(msg, FaceTracks) and msg.va_rule:
-            self.rules["face"] = msg.va_rule
+        if isinstance(msg, FaceTracks) and (msg.va_rule or msg.va_source):
+            self.rules["face"] = msg.va_rule or msg.va_source  # a rule's name, or "model:<profile>"
         elif isinstance(msg, VoiceAffect) and msg.arousal_rule:
             baseline = f" (speaker baseline {msg.baseline.state})" if msg.baseline else ""
             self.rules["voice"] = msg.arousal_rule + baseline + (f" + model {msg.model}" if msg.model else "")

@@ -1,15 +1,73 @@
-"""The 7-class expression model, run batched over all faces of a frame through an engine."""
+"""The face's expression model, run batched over all faces of a frame through an engine.
+
+Two models fill the one interface (``score``): the packaged mini-Xception (FER2013, 7 classes, grey
+64x64 crops framed like FER2013's, valence/arousal then come from the circumplex rule) and the
+HSEmotion profile (AffectNet, 8 classes folded onto the 7, valence/arousal from its trained head).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from moodwire.engines.engine import Engine
 from moodwire.engines.face_expression_spec import preprocess
-from moodwire.pipeline.core.labels import LABELS
+from moodwire.pipeline.core.labels import AFFECTNET_TO_LABELS, LABELS, fold_matrix
+from moodwire.pipeline.face.alignment import aligned_crop, face_box
+
+CROP_SIZE = 64
+PACKAGED_MODEL = "fer-mini-xception"
+
+
+@dataclass
+class FaceScores:
+    """Per face, in the order given: what the model saw and what it said."""
+
+    crops: np.ndarray  # (N, 64, 64) uint8 grey: the model's input, or a grey thumbnail of it
+    probs: np.ndarray  # (N, 7) float32 in LABELS order
+    valence_arousal: np.ndarray | None = None  # (N, 2) from a trained head; None: the rule supplies them
+    raw: np.ndarray | None = None  # (N, K) probabilities in the model's own labels, when they differ from LABELS
+
+    def faces(self, t_capture: int) -> list["FaceScore"]:
+        """One record per face, stamped with the capture time of the frame the model saw."""
+        n = len(self.probs)
+        va = self.valence_arousal if self.valence_arousal is not None else [None] * n
+        raw = self.raw if self.raw is not None else [None] * n
+        return [FaceScore(c, p, v, r, t_capture) for c, p, v, r in zip(self.crops, self.probs, va, raw)]
+
+
+@dataclass
+class FaceScore:
+    """What the model said about one face, and when: reused for a track on frames it skips."""
+
+    crop: np.ndarray
+    probs: np.ndarray
+    valence_arousal: np.ndarray | None
+    raw: np.ndarray | None
+    t_capture: int
+
+
+class FaceModel(Protocol):
+    name: str  # PACKAGED_MODEL or the profile's name
+    engine: Engine
+    labels: list[str]
+    raw_labels: list[str]  # the model's own labels; [] when they are LABELS
+    va_from_model: bool  # valence/arousal come from the model's trained head, not from the rule
+    every_nth: int  # how often it sees each face unless face.expression_every says otherwise
+
+    def score(self, image_bgr: np.ndarray, landmarks_px: list[np.ndarray]) -> FaceScores: ...
 
 
 class ExpressionModel:
+    """The packaged mini-Xception: one engine call for the grey, eyes-level crops of all faces."""
+
+    name = PACKAGED_MODEL
+    raw_labels: list[str] = []
+    va_from_model = False
+    every_nth = 1
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.labels = list(LABELS)
@@ -20,3 +78,56 @@ class ExpressionModel:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         (probs,) = self.engine.run({"crops": preprocess(crops)})
         return np.asarray(probs, dtype=np.float32)
+
+    def score(self, image_bgr: np.ndarray, landmarks_px: list[np.ndarray]) -> FaceScores:
+        import cv2
+
+        grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+        crops = np.stack([aligned_crop(grey, p[:, :2], CROP_SIZE) for p in landmarks_px])
+        return FaceScores(crops, self.predict(crops))
+
+
+class HSEmotionModel:
+    """The HSEmotion profile: the RGB box of each face's landmarks, as the authors crop a detector's box."""
+
+    va_from_model = True
+
+    def __init__(self, engine: Engine, name: str, every_nth: int = 1) -> None:
+        from moodwire.engines import hsemotion_spec
+
+        self.engine = engine
+        self.name = name
+        self.every_nth = every_nth
+        self.labels = list(LABELS)
+        self.raw_labels = list(AFFECTNET_TO_LABELS)
+        self._fold = fold_matrix(self.raw_labels, AFFECTNET_TO_LABELS)
+        self._spec = hsemotion_spec
+
+    def predict(self, faces_rgb: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """RGB face images -> (N, 8) AffectNet probabilities and (N, 2) valence, arousal; one engine call."""
+        (scores,) = self.engine.run({self._spec.INPUT_NAME: self._spec.preprocess(faces_rgb)})
+        return self._spec.postprocess(scores)
+
+    def score(self, image_bgr: np.ndarray, landmarks_px: list[np.ndarray]) -> FaceScores:
+        import cv2
+
+        faces = [box_image(image_bgr, p) for p in landmarks_px]
+        rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in faces]
+        raw, va = self.predict(rgb)
+        thumbs = np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), (CROP_SIZE, CROP_SIZE),
+                                      interpolation=cv2.INTER_AREA) for f in faces])
+        return FaceScores(thumbs, (raw @ self._fold).astype(np.float32), va.astype(np.float32), raw)
+
+
+def box_image(image: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
+    """The image inside the landmarks' extent, clipped to the frame (at least 1x1 pixel).
+
+    HSEmotion was trained on AffectNet's face boxes and its authors feed it a face detector's box
+    (MTCNN in their examples), not an aligned crop: the landmark extent runs, like such a box, from
+    the brow line's top to the chin and from cheek to cheek.
+    """
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = face_box(landmarks_px[:, :2])
+    left, top = int(np.clip(np.floor(x0), 0, w - 1)), int(np.clip(np.floor(y0), 0, h - 1))
+    right, bottom = int(np.clip(np.ceil(x1), left + 1, w)), int(np.clip(np.ceil(y1), top + 1, h))
+    return image[top:bottom, left:right]

@@ -1,8 +1,10 @@
 """The face node's logic: video.frame in, face.tracks out, for every frame it is given.
 
 Per frame: mediapipe landmarks, blendshapes and pose for every face; a track id
-per face; an aligned 64x64 grey crop per face; ONE expression-model call for
-all crops; valence/arousal by the documented rule of pipeline/face/affect_rule.py.
+per face; ONE expression-model call for all faces (pipeline/face/expression.py:
+the packaged model on aligned 64x64 grey crops, or a fetched profile);
+valence/arousal from the profile's trained head where it has one, else by the
+documented rule of pipeline/face/affect_rule.py.
 A frame without a face gives a message with ``faces: []``; it is not skipped.
 """
 
@@ -15,22 +17,22 @@ from moodwire.pipeline.core.config import Config
 from moodwire.pipeline.core.messages import FaceTrack, FaceTracks, HeadPose, Message, VideoFrame
 from moodwire.pipeline.core.node import Outputs
 from moodwire.pipeline.face.affect_rule import RULE_NAME, valence_arousal
-from moodwire.pipeline.face.alignment import aligned_crop, face_box, landmarks_to_pixels
-from moodwire.pipeline.face.expression import ExpressionModel
+from moodwire.pipeline.face.alignment import face_box, landmarks_to_pixels
+from moodwire.pipeline.face.expression import ExpressionModel, FaceModel, FaceScore, HSEmotionModel
 from moodwire.pipeline.face.head_pose import head_pose_degrees
 from moodwire.pipeline.face.landmarker import Landmarker, RawFace
 from moodwire.pipeline.face.tracking import FaceTracker, TrackerSettings
-
-CROP_SIZE = 64
 
 
 class FaceStep:
     inputs = ("video.frame",)
 
-    def __init__(self, landmarker: Landmarker, expression: ExpressionModel, tracker: FaceTracker) -> None:
+    def __init__(self, landmarker: Landmarker, expression: FaceModel, tracker: FaceTracker, every: int = 1) -> None:
         self.landmarker = landmarker
         self.expression = expression
         self.tracker = tracker
+        self.every = every  # the expression model sees each track's face every Nth frame (face.expression_every)
+        self._scored: dict[int, tuple[int, FaceScore]] = {}  # track id -> (frame index, its last scores)
         self._watches = {k: Stopwatch() for k in ("landmarks_ms", "expression_ms", "total_ms")}
 
     @property
@@ -59,29 +61,44 @@ class FaceStep:
             frame_index=frame.frame_index, width=frame.width, height=frame.height,
             t_capture=frame.t_capture, valid=frame.valid, faces=faces,
             expression_labels=self.expression.labels, blendshape_names=self.landmarker.blendshape_names,
-            va_rule=RULE_NAME, expression_backend=self.expression.engine.backend)
+            expression_model=self.expression.name, expression_raw_labels=self.expression.raw_labels,
+            va_rule="" if self.expression.va_from_model else RULE_NAME,
+            va_source=f"model:{self.expression.name}" if self.expression.va_from_model else f"rule:{RULE_NAME}",
+            expression_backend=self.expression.engine.backend)
 
     def _faces(self, frame: VideoFrame, raw: list[RawFace]) -> list[FaceTrack]:
-        import cv2
-
         if not raw:
             self.tracker.update(np.zeros((0, 4)), frame.t_capture)  # lets unseen tracks age out
             self._watches["expression_ms"].last_ms = 0.0
+            self._scored.clear()
             return []
         pixels = [landmarks_to_pixels(f.landmarks, frame.width, frame.height) for f in raw]
         boxes = np.array([face_box(p[:, :2]) for p in pixels], dtype=np.float32)
-        ids = self.tracker.update(boxes, frame.t_capture)
-        grey = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-        crops = np.stack([aligned_crop(grey, p[:, :2], CROP_SIZE) for p in pixels])
+        ids = [int(i) for i in self.tracker.update(boxes, frame.t_capture)]
         with self._watches["expression_ms"]:
-            probs = self.expression.predict(crops)
-        shapes = np.stack([f.blendshapes for f in raw])
-        va = valence_arousal(probs, shapes, self.landmarker.blendshape_names)
-        return [FaceTrack(track_id=int(track_id), box=[float(v) for v in box], landmarks=marks,
+            scored = self._score(frame, ids, pixels)
+        va = [s.valence_arousal for s in scored]
+        if any(v is None for v in va):
+            shapes = np.stack([f.blendshapes for f in raw])
+            va = valence_arousal(np.stack([s.probs for s in scored]), shapes, self.landmarker.blendshape_names)
+        return [FaceTrack(track_id=track_id, box=[float(v) for v in box], landmarks=marks,
                           blendshapes=face.blendshapes, head_pose=_head_pose(face.matrix),
-                          crop=crop, expression=p, valence=float(v), arousal=float(a))
-                for track_id, box, marks, face, crop, p, (v, a)
-                in zip(ids, boxes, pixels, raw, crops, probs, va)]
+                          crop=s.crop, expression=s.probs, valence=float(v), arousal=float(a),
+                          expression_raw=[] if s.raw is None else [float(x) for x in s.raw],
+                          expression_age_ms=(frame.t_capture - s.t_capture) / 1e6)
+                for track_id, box, marks, face, s, (v, a) in zip(ids, boxes, pixels, raw, scored, va)]
+
+    def _score(self, frame: VideoFrame, ids: list[int], pixels: list[np.ndarray]) -> list[FaceScore]:
+        """Each face's scores: fresh, in one model call, for new tracks and those last scored ``every`` or more
+        frames ago; the track's last scores for the others."""
+        due = [i for i, track_id in enumerate(ids) if track_id not in self._scored
+               or frame.frame_index - self._scored[track_id][0] >= self.every
+               or frame.frame_index < self._scored[track_id][0]]  # a source that restarted its count
+        if due:
+            fresh = self.expression.score(frame.image, [pixels[i] for i in due]).faces(frame.t_capture)
+            self._scored.update({ids[i]: (frame.frame_index, s) for i, s in zip(due, fresh)})
+        self._scored = {track_id: self._scored[track_id] for track_id in ids}  # forget tracks out of view
+        return [self._scored[track_id][1] for track_id in ids]
 
     def close(self) -> None:
         self.landmarker.close()
@@ -93,17 +110,33 @@ def _head_pose(matrix: np.ndarray) -> HeadPose:
 
 
 def build_face_step(config: Config | None = None) -> FaceStep:
-    """Load the checked models (the expression ONNX as ``moodwire export`` made it) and warm up."""
-    from moodwire.engines.loader import exported, load_engine
+    """Load the checked models (the expression ONNX as ``moodwire export`` made it, or the fetched
+    profile that ``face.profile`` names) and warm up."""
     from moodwire.engines.registry import resolve
 
     config = config or Config()
     landmarks_model = resolve("face-landmarker", config.models.face_landmarker)
-    onnx_path = exported("face-expression", config.models.face_expression)
-    engine = load_engine(onnx_path, config.face.engine, config.face.threads)
-    engine.warm_up()
+    expression = load_face_model(config)
     landmarker = Landmarker(landmarks_model.path, config.face.max_faces)
     landmarker.detect(np.zeros((480, 640, 3), np.uint8), 0)  # the first call initialises the graph
     tracker = FaceTracker(TrackerSettings(iou_min=config.face.track_iou_min,
                                           max_gap_s=config.face.track_max_gap_s))
-    return FaceStep(landmarker, ExpressionModel(engine), tracker)
+    return FaceStep(landmarker, expression, tracker, config.face.expression_every or expression.every_nth)
+
+
+def load_face_model(config: Config) -> FaceModel:
+    """The packaged expression model, or the profile ``face.profile`` names (ModelMissing with the fetch
+    command when it is not fetched); its engine warmed up."""
+    from moodwire.engines.loader import exported, load_engine
+    from moodwire.engines.profiles import fetched_file, get_profile
+
+    if config.face.profile:
+        profile = get_profile(config.face.profile, "face")
+        engine = load_engine(fetched_file(profile), config.face.engine, config.face.threads)
+        model: FaceModel = HSEmotionModel(engine, profile.name, profile.every_nth)
+    else:
+        engine = load_engine(exported("face-expression", config.models.face_expression),
+                             config.face.engine, config.face.threads)
+        model = ExpressionModel(engine)
+    engine.warm_up()
+    return model

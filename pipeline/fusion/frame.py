@@ -138,7 +138,8 @@ def modality_input(modality: str, slot: Slot, weight: float, t_ref: int) -> Moda
                          probs=[float(p) for p in slot.probs] if slot.probs is not None else [],
                          valence=slot.valence, arousal=slot.arousal, confidence=slot.confidence,
                          valence_confidence=slot.dimension_confidence()[0] if slot.valence is not None else 0.0,
-                         age_ms=(t_ref - slot.t_capture) / 1e6, utterance_id=slot.utterance_id, reason=slot.note)
+                         age_ms=(t_ref - slot.t_capture) / 1e6, utterance_id=slot.utterance_id, reason=slot.note,
+                         source=slot.source)
 
 
 def _missing(inputs: FrameInputs, persons: list[_Person], modalities: tuple[str, ...]) -> tuple[list[str], dict]:

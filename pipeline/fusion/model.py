@@ -43,6 +43,7 @@ class Estimate:
     utterance_id: int | None = None
     note: str = ""
     va_confidence: tuple[float, float] | None = None
+    source: str = ""  # the model or rule behind the numbers (ModalityInput.source)
 
     def dimension_confidence(self) -> tuple[float, float]:
         return self.va_confidence if self.va_confidence is not None else (self.confidence, self.confidence)
@@ -118,11 +119,13 @@ class FusionModel:
 
 
 def build_fusion_model(config: Config | None = None) -> FusionModel:
-    """The model for ``fusion.params`` (as ``moodwire export fusion`` made it), loaded and warmed up."""
+    """The model for ``fusion.params`` and the profiles switched on (as ``moodwire export fusion`` made it),
+    loaded and warmed up."""
     from moodwire.engines.fusion_spec import fusion_onnx
     from moodwire.engines.loader import load_engine
+    from moodwire.engines.profiles import selected_names
 
     config = config or Config()
-    engine = load_engine(fusion_onnx(config.fusion.params), config.fusion.engine, threads=1)
+    engine = load_engine(fusion_onnx(config.fusion.params, selected_names(config)), config.fusion.engine, threads=1)
     engine.warm_up()
     return FusionModel(engine)

@@ -55,11 +55,15 @@ def face_confidence(probs: np.ndarray) -> float:
     return float(np.clip((float(np.max(probs)) - CHANCE) / (1.0 - CHANCE), 0.0, 1.0))
 
 
-def face_estimate(track: FaceTrack, labels: list[str], t_capture: int) -> Estimate | None:
+def face_estimate(track: FaceTrack, labels: list[str], t_capture: int, source: str = "") -> Estimate | None:
+    """The face's estimate, dated by the frame the expression model last saw (``expression_age_ms``), so the
+    published ``age_ms`` says how old its scores are."""
     probs = reorder(track.expression, labels)
     if probs is None:
         return None
-    return Estimate("face", probs, float(track.valence), float(track.arousal), face_confidence(probs), t_capture)
+    seen = t_capture - round(track.expression_age_ms * 1e6)
+    return Estimate("face", probs, float(track.valence), float(track.arousal), face_confidence(probs), seen,
+                    source=source)
 
 
 def voice_estimate(msg: VoiceAffect) -> Estimate | str:
@@ -69,8 +73,10 @@ def voice_estimate(msg: VoiceAffect) -> Estimate | str:
     probs = reorder(msg.probs, msg.labels) if msg.probs else None
     valence = msg.valence if msg.valence is not None and msg.valence_confidence > 0 else None
     note = "" if probs is not None else "arousal only: no trained voice model, no class probabilities"
+    source = "; ".join(part for part in (f"arousal rule:{msg.arousal_rule}", msg.model) if part)
     return Estimate("voice", probs, valence, float(msg.arousal), float(msg.confidence), msg.t_end,
-                    msg.utterance_id, note, va_confidence=(float(msg.valence_confidence), float(msg.confidence)))
+                    msg.utterance_id, note, va_confidence=(float(msg.valence_confidence), float(msg.confidence)),
+                    source=source)
 
 
 def text_estimate(msg: TextAffect) -> Estimate | str:
@@ -81,7 +87,7 @@ def text_estimate(msg: TextAffect) -> Estimate | str:
     if probs is None:
         return f"text.affect labels {msg.labels} do not match the face classes"
     return Estimate("text", probs, float(msg.valence), float(msg.arousal), float(msg.confidence), msg.t_end,
-                    msg.utterance_id)
+                    msg.utterance_id, source=msg.method)
 
 
 def envelope(msg: UtteranceAudio) -> list[tuple[int, float]]:
@@ -120,9 +126,10 @@ class FaceState:
         if self.latest is not None and msg.t_capture <= self.latest.t_capture:
             return  # an older frame than one already known (a restarted face node catching up)
         has_mouth = set(OPENNESS_WEIGHTS) <= set(msg.blendshape_names)
+        source = msg.model_source()
         tracks = {}
         for track in msg.faces:
-            est = face_estimate(track, msg.expression_labels, msg.t_capture)
+            est = face_estimate(track, msg.expression_labels, msg.t_capture, source)
             if est is None:
                 continue
             tracks[track.track_id] = est

@@ -120,7 +120,8 @@ def pool(samples: list[FaceSample], utt: Utterance, frame_period_ns: int, note: 
     confidence = float(np.mean([s.estimate.confidence for s in samples])) * coverage
     return Estimate("face", probs.astype(np.float32), float(np.mean([s.estimate.valence for s in samples])),
                     float(np.mean([s.estimate.arousal for s in samples])), confidence, samples[-1].t_capture,
-                    note=f"{note}: {len(samples)} frames, {coverage:.0%} of the span")
+                    note=f"{note}: {len(samples)} frames, {coverage:.0%} of the span",
+                    source=samples[-1].estimate.source)
 
 
 def voice_slot(utt: Utterance, ctx: Context) -> Slot:

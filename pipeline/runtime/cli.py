@@ -76,10 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--config", help="TOML config file (for the endpoint)")
     doc.set_defaults(func=cmd_doctor)
 
-    models = sub.add_parser("models", help="every model slot: source, license, checksum, status")
-    models.add_argument("--config", help="TOML config file (for [models] path overrides)")
-    models.add_argument("--json", action="store_true", help="one JSON object per slot")
+    models = sub.add_parser("models", help="every model slot and profile: source, license, checksum, status")
+    models.add_argument("--config", help="TOML config file (for [models] path overrides and the selected profiles)")
+    models.add_argument("--json", action="store_true", help="one JSON object per slot and per profile")
     models.set_defaults(func=cmd_models)
+    fetch = models.add_subparsers(dest="models_command").add_parser(
+        "fetch", help="download a model profile once (pinned revision, checked), into the cache")
+    fetch.add_argument("profile", help="a profile name from `moodwire models`")
+    fetch.add_argument("--base-url", default="", help="a mirror that serves the same paths as the profile's host")
+    fetch.add_argument("--force", action="store_true", help="download again even if the cached files are intact")
+    fetch.set_defaults(func=cmd_models_fetch)
 
     export = sub.add_parser("export", help="export a model to ONNX (and a TensorRT engine where possible)")
     export.add_argument("slot", help="face-expression, text-encoder, asr-base, fusion, or 'all'")
@@ -272,12 +278,37 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from moodwire.pipeline.runtime.model_report import report_all
+    from moodwire.pipeline.runtime.model_report import report_all, report_profiles
 
-    reports = report_all(load_config(args.config))
-    for report in reports:
+    config = load_config(args.config)
+    slots, profiles = report_all(config), report_profiles(config)
+    colour = sys.stdout.isatty()
+    for report in slots:
         print(json.dumps(report.to_dict()) if args.json else "\n".join(report.lines()))
-    return 0 if all(r.ok for r in reports) else 1
+    if profiles and not args.json:
+        print("\nprofiles: stronger public models, fetched only on request (`moodwire models fetch NAME`)")
+    for profile in profiles:
+        print(json.dumps(profile.to_dict()) if args.json else "\n".join(profile.lines(colour)))
+    return 0 if all(r.ok for r in (*slots, *profiles)) else 1
+
+
+def cmd_models_fetch(args: argparse.Namespace) -> int:
+    from moodwire.engines.profiles import get_profile
+    from moodwire.engines.registry import ModelError
+    from moodwire.pipeline.core.progress import Progress
+    from moodwire.pipeline.runtime.model_fetch import fetch_profile
+
+    try:
+        profile = get_profile(args.profile)
+        licence = profile.license if profile.commercial_use else f"NON-COMMERCIAL: {profile.license}"
+        print(f"{profile.name}: {profile.repo} at {profile.revision}; licence {licence}", file=sys.stderr)
+        with Progress(sys.stderr).step(f"fetch {profile.name}") as step:
+            folder = fetch_profile(profile, args.base_url, step, args.force)
+    except ModelError as exc:
+        print(f"moodwire: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{profile.name}: ready in {folder}; use it with --set {profile.modality}.profile={profile.name}")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -1,11 +1,13 @@
-"""What ``moodwire models`` and ``moodwire doctor`` say about each model slot."""
+"""What ``moodwire models`` and ``moodwire doctor`` say about each model slot and model profile."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 from moodwire.engines.derived import derived_ready
-from moodwire.engines.registry import SLOTS, ChecksumMismatch, ModelError, ModelSlot, resolve, slot_override
+from moodwire.engines.profiles import PROFILES, ModelProfile, fetched_file, read_manifest, selected_profiles
+from moodwire.engines.registry import (SLOTS, ChecksumMismatch, ModelError, ModelMissing, ModelSlot, resolve,
+                                       slot_override)
 from moodwire.pipeline.core.config import Config
 
 
@@ -71,3 +73,66 @@ def _failed(report: SlotReport, status: str, exc: Exception) -> SlotReport:
 def report_all(config: Config) -> list[SlotReport]:
     return [report_slot(slot, slot_override(config.models, slot)) for slot in SLOTS.values()]
 
+
+
+# ------------------------------------------------------------------ profiles (fetched on request)
+
+RED, RESET = "\033[31m", "\033[0m"
+
+
+@dataclass
+class ProfileReport:
+    profile: str
+    modality: str
+    description: str
+    source: str
+    license: str
+    commercial_use: bool
+    checksums: str
+    status: str  # fetched | not fetched | changed
+    selected: bool  # the config's <modality>.profile names it
+    path: str = ""
+    fix: str = ""
+    latency: str = ""
+    notes: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Only a profile the config selects has to be fetched."""
+        return self.status == "fetched" or not self.selected
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def lines(self, colour: bool = False) -> list[str]:
+        licence = self.license if self.commercial_use else f"NON-COMMERCIAL: {self.license}"
+        if colour and not self.commercial_use:
+            licence = f"{RED}{licence}{RESET}"
+        head = f"{self.profile:<16} {self.modality} profile, {self.status}" + (", selected" if self.selected else "")
+        rows = [("about", self.description), ("source", self.source), ("license", licence),
+                ("checks", self.checksums), ("file", self.path), ("latency", self.latency), ("note", self.notes),
+                ("fix", self.fix)]
+        return [head] + [f"  {key:<8} {value}" for key, value in rows if value]
+
+
+def report_profile(profile: ModelProfile, selected: bool) -> ProfileReport:
+    checks = "; ".join(", ".join(f"{kind} {value}" for kind, value in (("git blob", f.git_blob), ("sha256", f.sha256))
+                                 if value) + f" ({f.name})" for f in profile.files)
+    report = ProfileReport(profile.name, profile.modality, profile.description,
+                           f"{profile.host}/{profile.repo} at {profile.revision}", profile.license,
+                           profile.commercial_use, checks, status="not fetched", selected=selected,
+                           latency=profile.latency, notes=" ".join(profile.notes))
+    if read_manifest(profile) is None:
+        report.fix = f"run: {profile.fetch_command()}"
+        return report
+    try:
+        report.path = ", ".join(str(fetched_file(profile, f)) for f in profile.files)
+        report.status = "fetched"
+    except ModelMissing as exc:
+        report.status, report.fix = "changed", str(exc)
+    return report
+
+
+def report_profiles(config: Config) -> list[ProfileReport]:
+    chosen = {p.name for p in selected_profiles(config)}
+    return [report_profile(p, p.name in chosen) for p in PROFILES.values()]

@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 
+from moodwire.engines.profiles import check_selected
 from moodwire.engines.registry import ModelError
 from moodwire.exporters.slots import export_named, is_exported
 from moodwire.pipeline.core.config import Config, from_dict
@@ -36,7 +37,9 @@ def missing_exports(config: Config) -> list[str]:
 
 
 def prepare(config: Config) -> list[str]:
-    """Export what is missing (in a child process) and return its names; ModelError if an export fails."""
+    """Export what is missing (in a child process) and return its names; ModelError if an export fails,
+    or if a selected model profile is not fetched (the error gives the fetch command: nothing downloads here)."""
+    check_selected(config)
     missing = missing_exports(config)
     if not missing:
         return []

@@ -1,0 +1,173 @@
+"""Model profiles: stronger public models a user fetches once, on request, into the cache.
+
+The default install runs only the models packaged in wheels (engines/registry.py). A profile
+names a published model file, pinned to its authors' revision and to a checksum, that
+``moodwire models fetch PROFILE`` downloads (pipeline/runtime/model_fetch.py). Nothing here
+downloads: nodes call ``fetched_file`` and get the checked path, or ModelMissing with the
+fetch command. A fetched profile lies under ``<user cache>/moodwire/profiles/<name>/<revision>/``
+with a manifest, written last, that records every file's sha256 and the profile's labels and
+preprocessing; a file that no longer matches its manifest is refused.
+
+Pins: a file is checked by its sha256 where one is recorded, and by its git blob id (the
+SHA-1 git stores for the file's content in the authors' repository at that revision) where the
+authors publish through a git repository. The blob ids below were read from the repository's
+own tree at the pinned commit; the files' sha256 could not be read without downloading them,
+so the first fetch records it in the manifest after the blob id matched.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from moodwire.engines.registry import ModelError, ModelMissing, sha256_of
+from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.core.labels import AFFECTNET_TO_LABELS
+from moodwire.pipeline.core.paths import cache_dir
+
+MANIFEST = "moodwire-profile.json"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One published file of a profile and what it must hash to."""
+
+    path: str  # under the repository at the profile's revision
+    git_blob: str = ""  # git's blob SHA-1 of the content, from the authors' tree at the revision
+    sha256: str = ""  # where the publisher records one (the hub's LFS id)
+
+    def __post_init__(self) -> None:
+        if not (self.git_blob or self.sha256):
+            raise ValueError(f"{self.path}: a profile file needs a recorded checksum")
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """A stronger model for one modality, as its authors publish it."""
+
+    name: str
+    modality: str  # face | voice | text: the config's ``<modality>.profile`` selects it
+    description: str
+    host: str  # where the files are published, e.g. https://github.com
+    repo: str  # owner/name
+    revision: str  # the commit the files are pinned to
+    url_form: str  # path after the host: {repo}, {revision} and {path} are filled in
+    files: tuple[RemoteFile, ...]
+    license: str
+    commercial_use: bool  # False: the licence forbids commercial use (shown in red, named in the docs)
+    labels: tuple[str, ...] = ()  # the model's own class labels, in its output order
+    preprocessing: str = ""
+    latency: str = ""  # measured model-call cost on the 2-core CPU machine, and what it means for 30 fps
+    every_nth: int = 1  # a face model's default face.expression_every: it sees each face every Nth frame
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def url(self, file: RemoteFile, base_url: str = "") -> str:
+        """Where ``file`` is downloaded from; ``base_url`` replaces the host (a mirror that serves the same paths)."""
+        path = self.url_form.format(repo=self.repo, revision=self.revision, path=file.path)
+        return f"{(base_url or self.host).rstrip('/')}/{path}"
+
+    @property
+    def folder(self) -> Path:
+        """The cache folder of this profile at its pinned revision."""
+        return cache_dir() / "profiles" / self.name / self.revision[:12]
+
+    def fetch_command(self) -> str:
+        return f"moodwire models fetch {self.name}"
+
+
+HSEMOTION_B0_VA = ModelProfile(
+    name="hsemotion-enet-b0-8-va-mtl",
+    modality="face",
+    description=("HSEmotion EfficientNet-B0 (AffectNet): 8 expression classes including contempt, and valence and "
+                 "arousal from a trained regression head; ONNX as the authors publish it"),
+    host="https://github.com",
+    repo="av-savchenko/face-emotion-recognition",
+    revision="207ed4981625d1f643e25b4a3014e2eed20a0b46",
+    url_form="{repo}/raw/{revision}/{path}",
+    files=(RemoteFile("models/affectnet_emotions/onnx/enet_b0_8_va_mtl.onnx",
+                      git_blob="7ce9d6dd5b82b260bc19bfe7822a6ffa1abb6011"),),
+    license="Apache-2.0 (repository licence; model by Andrey Savchenko, trained on AffectNet)",
+    commercial_use=True,
+    labels=tuple(AFFECTNET_TO_LABELS),  # the model's output order
+    preprocessing=("RGB face box resized to 224x224 (cv2 bilinear), /255, per channel (x - mean) / std with "
+                   "ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225); outputs 8 logits then "
+                   "valence and arousal (hsemotion-onnx 0.3.1)"),
+    latency=("20 ms a face on 1 thread (14 ms on 2) against 0.5 ms for the packaged model; the face step then "
+             "takes 43 ms a frame, too slow for 30 fps, so by default it sees each face every 3rd frame (face step "
+             "p50 20 ms); `python -m tools.bench_profiles`, docs/models.md"),
+    every_nth=3,
+    notes=("The repository, weights included, carries an Apache-2.0 licence; AffectNet, the data set they were "
+           "trained on, is licensed for non-commercial research. Check both for your use.",),
+)
+
+PROFILES: dict[str, ModelProfile] = {p.name: p for p in (HSEMOTION_B0_VA,)}
+
+
+def get_profile(name: str, modality: str = "") -> ModelProfile:
+    """The profile called ``name`` (for ``modality`` when given); ModelError lists the known ones."""
+    known = [p.name for p in PROFILES.values() if not modality or p.modality == modality]
+    profile = PROFILES.get(name)
+    if profile is None or (modality and profile.modality != modality):
+        what = f"{modality} profile" if modality else "profile"
+        raise ModelError(f"no {what} {name!r}; known: {', '.join(known) or 'none'} (`moodwire models` lists them)")
+    return profile
+
+
+def read_manifest(profile: ModelProfile) -> dict | None:
+    """The fetched profile's manifest, or None when it was never completely fetched."""
+    try:
+        data = json.loads((profile.folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("revision") == profile.revision else None
+
+
+def fetched_file(profile: ModelProfile, file: RemoteFile | None = None) -> Path:
+    """The checked path of a fetched file (the profile's first by default); ModelMissing with the fetch
+    command when it was not fetched, or has changed since."""
+    file = file or profile.files[0]
+    manifest = read_manifest(profile)
+    path = profile.folder / file.name
+    if manifest is None or not path.is_file():
+        raise ModelMissing(f"model profile {profile.name} is not fetched; run `{profile.fetch_command()}` once "
+                           f"(it downloads {profile.repo} at {profile.revision[:12]}; licence: {profile.license}), "
+                           f"or set the {profile.modality} profile back to \"\" for the packaged model")
+    recorded = manifest.get("sha256", {}).get(file.name)
+    actual = sha256_of(path)
+    if recorded != actual:
+        raise ModelMissing(f"{path} changed since it was fetched (sha256 {actual}, manifest {recorded}); "
+                           f"run `{profile.fetch_command()}` again")
+    return path
+
+
+def profile_ready(profile: ModelProfile) -> bool:
+    """Every file of the profile is fetched and matches its manifest."""
+    try:
+        for file in profile.files:
+            fetched_file(profile, file)
+    except ModelMissing:
+        return False
+    return True
+
+
+def selected_profiles(config: Config) -> list[ModelProfile]:
+    """The profiles the config switches on (``face.profile``); ModelError for a name that is not one."""
+    chosen = {"face": config.face.profile}
+    return [get_profile(name, modality) for modality, name in chosen.items() if name]
+
+
+def check_selected(config: Config) -> None:
+    """ModelMissing, with the fetch command, for a selected profile that is not fetched and intact."""
+    for profile in selected_profiles(config):
+        for file in profile.files:
+            fetched_file(profile, file)
+
+
+def selected_names(config: Config) -> tuple[str, ...]:
+    """Names of the profiles the config switches on: fusion's parameters and export depend on them."""
+    return tuple(p.name for p in selected_profiles(config))

@@ -1,0 +1,126 @@
+"""``moodwire models fetch PROFILE``: download a profile's pinned files once, check them, then use them.
+
+The one place in moodwire that downloads. It runs only when the user asks (no node imports it; an
+import-linter contract says so). Each file is streamed into ``<name>.part`` beside its final path,
+checked against the profile's recorded git blob id and sha256, and only then renamed into place; the
+manifest that makes the profile usable (engines/profiles.py) is written last, atomically. A broken
+download, a refused checksum or Ctrl-C therefore never leaves a file a node would load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from moodwire.engines.profiles import MANIFEST, ModelProfile, RemoteFile, profile_ready, read_manifest
+from moodwire.engines.registry import ChecksumMismatch, ModelError, ModelMissing
+from moodwire.pipeline.core.paths import write_json_atomic
+
+CHUNK = 1 << 20
+TIMEOUT_S = 60.0  # per socket operation, not for the whole file
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Digests:
+    sha256: str
+    git_blob: str
+    size: int
+
+
+def git_blob_id(path: Path) -> str:
+    """The SHA-1 git gives a file's content (``git hash-object``): header ``blob <size>\\0``, then the bytes."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def digests(path: Path) -> Digests:
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            sha.update(block)
+    return Digests(sha.hexdigest(), git_blob_id(path), path.stat().st_size)
+
+
+def check(file: RemoteFile, found: Digests, url: str) -> None:
+    """ChecksumMismatch unless every checksum the profile records for ``file`` matches."""
+    for kind, expected, actual in (("git blob id", file.git_blob, found.git_blob),
+                                   ("sha256", file.sha256, found.sha256)):
+        if expected and expected != actual:
+            raise ChecksumMismatch(f"{url}: {kind} {actual} ({found.size} bytes), expected {expected}; "
+                                   "the file was refused and deleted. A mirror may serve another version, or "
+                                   "the download was altered; nothing was installed")
+
+
+def download(url: str, dest: Path, progress: Progress) -> None:
+    """Stream ``url`` into ``dest`` (a ``.part`` file); ModelError names the URL and the failure."""
+    request = urllib.request.Request(url, headers={"User-Agent": "moodwire-models-fetch"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(dest, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            done = 0
+            for block in iter(lambda: response.read(CHUNK), b""):
+                out.write(block)
+                done += len(block)
+                progress(f"{dest.name.removesuffix('.part')}: {done / 1e6:.1f}"
+                         + (f" of {total / 1e6:.1f} MB" if total else " MB"))
+        if total and done != total:  # http.client ends a short body quietly: the length is checked here
+            raise ModelError(f"{url}: download failed (the connection closed after {done} of {total} bytes); "
+                             "run the command again")
+    except urllib.error.HTTPError as exc:
+        raise ModelError(f"{url}: HTTP {exc.code} {exc.reason}; check the profile's pin, or pass --base-url "
+                         "for a mirror that serves the same paths") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise ModelError(f"{url}: download failed ({reason}); check the network or proxy, or pass --base-url "
+                         "for a reachable mirror") from None
+
+
+def fetch_file(profile: ModelProfile, file: RemoteFile, base_url: str, progress: Progress) -> str:
+    """Download, check and move one file into the profile folder; returns its sha256."""
+    final = profile.folder / file.name
+    part = final.with_name(final.name + ".part")
+    url = profile.url(file, base_url)
+    try:
+        download(url, part, progress)
+        found = digests(part)
+        check(file, found, url)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, final)
+    return found.sha256
+
+
+def write_manifest(profile: ModelProfile, sha256: dict[str, str], base_url: str) -> Path:
+    data = {"profile": profile.name, "repo": profile.repo, "revision": profile.revision,
+            "fetched_from": base_url or profile.host, "sha256": sha256, "labels": list(profile.labels),
+            "preprocessing": profile.preprocessing, "license": profile.license,
+            "commercial_use": profile.commercial_use}
+    return write_json_atomic(profile.folder / MANIFEST, data)
+
+
+def fetch_profile(profile: ModelProfile, base_url: str = "", progress: Progress = print,
+                  force: bool = False) -> Path:
+    """Fetch every file of ``profile`` unless it is already fetched and intact; returns its folder."""
+    if not force and profile_ready(profile):
+        progress(f"{profile.name}: already fetched and intact in {profile.folder}")
+        return profile.folder
+    profile.folder.mkdir(parents=True, exist_ok=True)
+    (profile.folder / MANIFEST).unlink(missing_ok=True)  # not usable until every file is back and checked
+    sha256 = {file.name: fetch_file(profile, file, base_url, progress) for file in profile.files}
+    write_manifest(profile, sha256, base_url)
+    if read_manifest(profile) is None:
+        raise ModelMissing(f"{profile.folder / MANIFEST} could not be read back after writing it")
+    progress(f"{profile.name}: fetched into {profile.folder}")
+    return profile.folder
