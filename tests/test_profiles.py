@@ -145,6 +145,16 @@ def test_a_half_written_download_is_never_used(hub, cache, standin):
     assert not profiles.profile_ready(profile)
 
 
+def test_a_forced_fetch_that_fails_leaves_the_fetched_profile_usable(hub, cache, standin):
+    profile = standin_profile(standin)
+    serve(hub, profile, standin.read_bytes())
+    model_fetch.fetch_profile(profile, hub.url, progress=lambda line: None)
+    hub.truncate = True
+    with pytest.raises(ModelError, match="download failed"):
+        model_fetch.fetch_profile(profile, hub.url, progress=lambda line: None, force=True)
+    assert profiles.fetched_file(profile).read_bytes() == standin.read_bytes()
+
+
 def test_a_missing_file_names_the_url_and_status(hub, cache, standin):
     with pytest.raises(ModelError, match=r"HTTP 404 .*--base-url"):
         model_fetch.fetch_profile(standin_profile(standin), hub.url, progress=lambda line: None)

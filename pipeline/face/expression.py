@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from moodwire.engines import hsemotion_spec
 from moodwire.engines.engine import Engine
 from moodwire.engines.face_expression_spec import preprocess
 from moodwire.pipeline.core.labels import AFFECTNET_TO_LABELS, LABELS, fold_matrix
@@ -93,20 +94,17 @@ class HSEmotionModel:
     va_from_model = True
 
     def __init__(self, engine: Engine, name: str, every_nth: int = 1) -> None:
-        from moodwire.engines import hsemotion_spec
-
         self.engine = engine
         self.name = name
         self.every_nth = every_nth
         self.labels = list(LABELS)
         self.raw_labels = list(AFFECTNET_TO_LABELS)
         self._fold = fold_matrix(self.raw_labels, AFFECTNET_TO_LABELS)
-        self._spec = hsemotion_spec
 
     def predict(self, faces_rgb: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """RGB face images -> (N, 8) AffectNet probabilities and (N, 2) valence, arousal; one engine call."""
-        (scores,) = self.engine.run({self._spec.INPUT_NAME: self._spec.preprocess(faces_rgb)})
-        return self._spec.postprocess(scores)
+        (scores,) = self.engine.run({hsemotion_spec.INPUT_NAME: hsemotion_spec.preprocess(faces_rgb)})
+        return hsemotion_spec.postprocess(scores)
 
     def score(self, image_bgr: np.ndarray, landmarks_px: list[np.ndarray]) -> FaceScores:
         import cv2

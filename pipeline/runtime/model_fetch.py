@@ -116,8 +116,9 @@ def fetch_profile(profile: ModelProfile, base_url: str = "", progress: Progress 
     if not force and profile_ready(profile):
         progress(f"{profile.name}: already fetched and intact in {profile.folder}")
         return profile.folder
+    # An old manifest may stay until the new one replaces it: a file replaced by different bytes no longer
+    # matches it, so a fetch that fails halfway leaves nothing usable that was not checked.
     profile.folder.mkdir(parents=True, exist_ok=True)
-    (profile.folder / MANIFEST).unlink(missing_ok=True)  # not usable until every file is back and checked
     sha256 = {file.name: fetch_file(profile, file, base_url, progress) for file in profile.files}
     write_manifest(profile, sha256, base_url)
     if read_manifest(profile) is None:
