@@ -35,21 +35,19 @@ class Digests:
     size: int
 
 
-def git_blob_id(path: Path) -> str:
-    """The SHA-1 git gives a file's content (``git hash-object``): header ``blob <size>\\0``, then the bytes."""
-    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def digests(path: Path) -> Digests:
-    sha = hashlib.sha256()
+    """sha256 and git's blob id (``git hash-object``: SHA-1 of ``blob <size>\\0`` and the bytes), in one read."""
+    size = path.stat().st_size
+    sha, blob = hashlib.sha256(), hashlib.sha1(f"blob {size}\0".encode())
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(CHUNK), b""):
             sha.update(block)
-    return Digests(sha.hexdigest(), git_blob_id(path), path.stat().st_size)
+            blob.update(block)
+    return Digests(sha.hexdigest(), blob.hexdigest(), size)
+
+
+def git_blob_id(path: Path) -> str:
+    return digests(path).git_blob
 
 
 def check(file: RemoteFile, found: Digests, url: str) -> None:
