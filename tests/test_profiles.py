@@ -213,6 +213,17 @@ def test_a_selected_profile_that_is_not_fetched_stops_the_run_with_the_command(c
         prepare(config)
 
 
+def test_doctor_checks_the_selected_profile(cache):
+    from moodwire.pipeline.core.config import Config
+    from moodwire.pipeline.runtime.doctor import check_profiles
+
+    config = Config()
+    assert check_profiles(config).ok
+    config.face.profile = PROFILE.name
+    check = check_profiles(config)
+    assert not check.ok and f"moodwire models fetch {PROFILE.name}" in check.line() and "FAIL" in check.line()
+
+
 # ------------------------------------------------------------------ parity with hsemotion-onnx
 
 

@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_replay)
 
     doc = sub.add_parser("doctor", help="what is installed, and how to fix what is missing")
-    doc.add_argument("--config", help="TOML config file (for the endpoint)")
+    doc.add_argument("--config", help="TOML config file (for the endpoint and the selected model profiles)")
     doc.set_defaults(func=cmd_doctor)
 
     models = sub.add_parser("models", help="every model slot and profile: source, license, checksum, status")
@@ -267,7 +267,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from moodwire.pipeline.runtime.doctor import run_doctor
 
-    checks = run_doctor(load_config(args.config).bus.public)
+    checks = run_doctor(load_config(args.config))
     for check in checks:
         print(check.line())
     failed = [c.name for c in checks if c.required and not c.ok]

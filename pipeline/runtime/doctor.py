@@ -11,6 +11,7 @@ from typing import Callable
 from urllib.parse import urlparse
 
 from moodwire.engines.accelerators import nvidia_gpus, onnxruntime_providers, tensorrt_version
+from moodwire.pipeline.core.config import Config
 from moodwire.pipeline.sources import SourceUnavailable
 
 OPENCV_DISTS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
@@ -103,13 +104,23 @@ def check_tensorrt() -> Check:
 
 
 def check_models() -> Check:
-    from moodwire.pipeline.core.config import Config
     from moodwire.pipeline.runtime.model_report import report_all
 
     reports = report_all(Config())
     bad = [r for r in reports if not r.ok]
     detail = ", ".join(f"{r.slot} {r.status}" for r in reports)
     return Check("models", not bad, detail, "; ".join(r.fix for r in bad) + " (details: moodwire models)")
+
+
+def check_profiles(config: Config) -> Check:
+    """The model profiles the config switches on: fetched and intact, or the command that fetches them."""
+    from moodwire.pipeline.runtime.model_report import report_profiles
+
+    chosen = [r for r in report_profiles(config) if r.selected]
+    bad = [r for r in chosen if not r.ok]
+    detail = ", ".join(f"{r.profile} {r.status}" for r in chosen) or "none selected (packaged models only)"
+    return Check("profiles", not bad, detail, "; ".join(r.fix for r in bad) + " (details: moodwire models)",
+                 required=True)  # a run with this config stops until the profile is fetched
 
 
 def check_espeak() -> Check:
@@ -148,5 +159,5 @@ CHECKS: tuple[Callable[[], Check], ...] = (
 )
 
 
-def run_doctor(endpoint: str) -> list[Check]:
-    return [check() for check in CHECKS] + [check_endpoint(endpoint)]
+def run_doctor(config: Config) -> list[Check]:
+    return [check() for check in CHECKS] + [check_profiles(config), check_endpoint(config.bus.public)]
