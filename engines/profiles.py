@@ -79,6 +79,11 @@ class ModelProfile:
     def fetch_command(self) -> str:
         return f"moodwire models fetch {self.name}"
 
+    @property
+    def licence_label(self) -> str:
+        """The licence, marked NON-COMMERCIAL where it forbids commercial use."""
+        return self.license if self.commercial_use else f"NON-COMMERCIAL: {self.license}"
+
 
 HSEMOTION_B0_VA = ModelProfile(
     name="hsemotion-enet-b0-8-va-mtl",
@@ -145,11 +150,16 @@ def fetched_file(profile: ModelProfile, file: RemoteFile | None = None) -> Path:
     return path
 
 
+def require_fetched(profile: ModelProfile) -> None:
+    """ModelMissing, with the fetch command, unless every file of the profile is fetched and intact."""
+    for file in profile.files:
+        fetched_file(profile, file)
+
+
 def profile_ready(profile: ModelProfile) -> bool:
     """Every file of the profile is fetched and matches its manifest."""
     try:
-        for file in profile.files:
-            fetched_file(profile, file)
+        require_fetched(profile)
     except ModelMissing:
         return False
     return True
@@ -164,8 +174,7 @@ def selected_profiles(config: Config) -> list[ModelProfile]:
 def check_selected(config: Config) -> None:
     """ModelMissing, with the fetch command, for a selected profile that is not fetched and intact."""
     for profile in selected_profiles(config):
-        for file in profile.files:
-            fetched_file(profile, file)
+        require_fetched(profile)
 
 
 def selected_names(config: Config) -> tuple[str, ...]:

@@ -121,8 +121,8 @@ def box_image(image: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
     """The image inside the landmarks' extent, clipped to the frame (at least 1x1 pixel).
 
     HSEmotion was trained on AffectNet's face boxes and its authors feed it a face detector's box
-    (MTCNN in their examples), not an aligned crop: the landmark extent runs, like such a box, from
-    the brow line's top to the chin and from cheek to cheek.
+    (MTCNN in their examples), not an aligned crop. The landmark extent is such a box, from cheek to
+    cheek and down to the chin; it reaches a little higher up the forehead than a detector's box.
     """
     h, w = image.shape[:2]
     x0, y0, x1, y1 = face_box(landmarks_px[:, :2])

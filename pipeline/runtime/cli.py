@@ -300,8 +300,8 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
 
     try:
         profile = get_profile(args.profile)
-        licence = profile.license if profile.commercial_use else f"NON-COMMERCIAL: {profile.license}"
-        print(f"{profile.name}: {profile.repo} at {profile.revision}; licence {licence}", file=sys.stderr)
+        print(f"{profile.name}: {profile.repo} at {profile.revision}; licence {profile.licence_label}",
+              file=sys.stderr)
         with Progress(sys.stderr).step(f"fetch {profile.name}") as step:
             folder = fetch_profile(profile, args.base_url, step, args.force)
     except ModelError as exc:

@@ -74,7 +74,6 @@ def report_all(config: Config) -> list[SlotReport]:
     return [report_slot(slot, slot_override(config.models, slot)) for slot in SLOTS.values()]
 
 
-
 # ------------------------------------------------------------------ profiles (fetched on request)
 
 RED, RESET = "\033[31m", "\033[0m"
@@ -105,7 +104,7 @@ class ProfileReport:
         return asdict(self)
 
     def lines(self, colour: bool = False) -> list[str]:
-        licence = self.license if self.commercial_use else f"NON-COMMERCIAL: {self.license}"
+        licence = self.license
         if colour and not self.commercial_use:
             licence = f"{RED}{licence}{RESET}"
         head = f"{self.profile:<16} {self.modality} profile, {self.status}" + (", selected" if self.selected else "")
@@ -119,7 +118,7 @@ def report_profile(profile: ModelProfile, selected: bool) -> ProfileReport:
     checks = "; ".join(", ".join(f"{kind} {value}" for kind, value in (("git blob", f.git_blob), ("sha256", f.sha256))
                                  if value) + f" ({f.name})" for f in profile.files)
     report = ProfileReport(profile.name, profile.modality, profile.description,
-                           f"{profile.host}/{profile.repo} at {profile.revision}", profile.license,
+                           f"{profile.host}/{profile.repo} at {profile.revision}", profile.licence_label,
                            profile.commercial_use, checks, status="not fetched", selected=selected,
                            latency=profile.latency, notes=" ".join(profile.notes))
     if read_manifest(profile) is None:
