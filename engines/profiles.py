@@ -13,6 +13,13 @@ SHA-1 git stores for the file's content in the authors' repository at that revis
 authors publish through a git repository. The blob ids below were read from the repository's
 own tree at the pinned commit; the files' sha256 could not be read without downloading them,
 so the first fetch records it in the manifest after the blob id matched.
+
+Profiles on the Hugging Face hub are pinned to a full commit id. A hub commit fixes its whole tree,
+and the tree fixes each file's digest: the LFS sha256 of a weights file, the git blob id of a small
+one. ``models fetch`` asks the hub (through ``huggingface_hub``) for that digest at the pinned
+commit, refuses an answer for any other commit, and checks the downloaded bytes against it; the
+manifest then records every sha256. Their weights are PyTorch files, so the fetch also exports
+them to ONNX (``exported``, with a parity check) for the nodes' engines.
 """
 
 from __future__ import annotations
@@ -23,10 +30,12 @@ from pathlib import Path
 
 from moodwire.engines.registry import ModelError, ModelMissing, sha256_of
 from moodwire.pipeline.core.config import Config
-from moodwire.pipeline.core.labels import AFFECTNET_TO_LABELS
+from moodwire.pipeline.core.labels import AFFECTNET_TO_LABELS, GOEMOTIONS_LABELS, IEMOCAP4_TO_LABELS
 from moodwire.pipeline.core.paths import cache_dir
 
 MANIFEST = "moodwire-profile.json"
+HUB_HOST = "https://huggingface.co"
+HUB_URL_FORM = "{repo}/resolve/{revision}/{path}"  # what huggingface_hub.hf_hub_url builds
 
 
 @dataclass(frozen=True)
@@ -36,9 +45,10 @@ class RemoteFile:
     path: str  # under the repository at the profile's revision
     git_blob: str = ""  # git's blob SHA-1 of the content, from the authors' tree at the revision
     sha256: str = ""  # where the publisher records one (the hub's LFS id)
+    hub_checked: bool = False  # checked against the digest the hub reports for it at the profile's pinned commit
 
     def __post_init__(self) -> None:
-        if not (self.git_blob or self.sha256):
+        if not (self.git_blob or self.sha256 or self.hub_checked):
             raise ValueError(f"{self.path}: a profile file needs a recorded checksum")
 
     @property
@@ -64,7 +74,22 @@ class ModelProfile:
     preprocessing: str = ""
     latency: str = ""  # measured model-call cost on the 2-core CPU machine, and what it means for 30 fps
     every_nth: int = 1  # a face model's default face.expression_every: it sees each face every Nth frame
+    exported: str = ""  # the ONNX `models fetch` makes from fetched PyTorch weights; "" = the first file is the model
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def on_hub(self) -> bool:
+        return self.url_form == HUB_URL_FORM
+
+    @property
+    def model_name(self) -> str:
+        """The file a node loads: the exported ONNX, or the published model file itself."""
+        return self.exported or self.files[0].name
+
+    @property
+    def stored_names(self) -> tuple[str, ...]:
+        """Every file the manifest records: the fetched ones, then the exported model."""
+        return (*(f.name for f in self.files), *((self.exported,) if self.exported else ()))
 
     def url(self, file: RemoteFile, base_url: str = "") -> str:
         """Where ``file`` is downloaded from; ``base_url`` replaces the host (a mirror that serves the same paths)."""
@@ -110,7 +135,61 @@ HSEMOTION_B0_VA = ModelProfile(
            "trained on, is licensed for non-commercial research. Check both for your use.",),
 )
 
-PROFILES: dict[str, ModelProfile] = {p.name: p for p in (HSEMOTION_B0_VA,)}
+SUPERB_WAV2VEC2_ER = ModelProfile(
+    name="superb-wav2vec2-base-er",
+    modality="voice",
+    description=("wav2vec2-base fine-tuned for SUPERB emotion recognition on IEMOCAP: 4 classes (neutral, happy, "
+                 "angry, sad) from the waveform; PyTorch weights, exported to ONNX on this machine after the fetch"),
+    host=HUB_HOST,
+    repo="superb/wav2vec2-base-superb-er",
+    revision="441a7599c3b22107314dcbd9166621c5c83f2cc5",
+    url_form=HUB_URL_FORM,
+    files=(RemoteFile("config.json", hub_checked=True), RemoteFile("preprocessor_config.json", hub_checked=True),
+           RemoteFile("pytorch_model.bin", hub_checked=True)),
+    exported="model.onnx",
+    license="Apache-2.0 (model card; a port of S3PRL's SUPERB model, trained on IEMOCAP)",
+    commercial_use=True,
+    labels=tuple(IEMOCAP4_TO_LABELS),
+    preprocessing=("16 kHz mono samples as float (int16 / 32768), normalised to zero mean and unit variance over "
+                   "the utterance when preprocessor_config.json says do_normalize (eps 1e-7), input_values (1, T); "
+                   "softmax over 4 logits (neu, hap, ang, sad)"),
+    latency=("a 3 s utterance takes about 0.4 s on 1 thread, once per utterance after it ends (the voice node's "
+             "model_ms); no effect on the frame rate. `python -m tools.bench_profiles`, docs/models.md"),
+    notes=("IEMOCAP, the data set it was trained on, is licensed by USC for research; check it for your use.",
+           "IEMOCAP's four classes carry no fear, disgust or surprise: the voice gives those 0 and fusion's "
+           "face and text supply them.",
+           "Valence and arousal are not trained outputs: valence is derived by a rule from the class "
+           "probabilities (circumplex placement, low confidence); arousal stays the prosody rule's."),
+)
+
+GOEMOTIONS_ROBERTA = ModelProfile(
+    name="roberta-base-go-emotions",
+    modality="text",
+    description=("RoBERTa-base fine-tuned on GoEmotions (Reddit comments, 28 labels, multi-label); folded onto "
+                 "the 7 classes by the GoEmotions authors' Ekman grouping; exported to ONNX after the fetch"),
+    host=HUB_HOST,
+    repo="SamLowe/roberta-base-go_emotions",
+    revision="58b6c5b44a7a12093f782442969019c7e2982299",
+    url_form=HUB_URL_FORM,
+    files=tuple(RemoteFile(name, hub_checked=True) for name in (
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")),
+    exported="model.onnx",
+    license="MIT (model card; trained on GoEmotions, Google Research)",
+    commercial_use=True,
+    labels=GOEMOTIONS_LABELS,
+    preprocessing=("RoBERTa byte-level BPE from the repository's tokenizer.json (<s> ... </s>, at most 512 tokens), "
+                   "input_ids and attention_mask; an independent sigmoid per label (config problem_type "
+                   "multi_label_classification)"),
+    latency=("a 12-word sentence takes about 40 ms on 1 thread, once per final transcript; no effect on the frame "
+             "rate. `python -m tools.bench_profiles`, docs/models.md"),
+    notes=("j-hartmann/emotion-english-distilroberta-base has moodwire's very 7 classes, but its model card "
+           "states no licence, so it is not offered: this MIT-licensed GoEmotions model is, with the authors' "
+           "documented Ekman mapping (pipeline/core/labels.py).",
+           "Valence and arousal are derived by a rule from the folded class probabilities (circumplex "
+           "placement), as for the packaged text method."),
+)
+
+PROFILES: dict[str, ModelProfile] = {p.name: p for p in (HSEMOTION_B0_VA, SUPERB_WAV2VEC2_ER, GOEMOTIONS_ROBERTA)}
 
 
 def get_profile(name: str, modality: str = "") -> ModelProfile:
@@ -132,17 +211,17 @@ def read_manifest(profile: ModelProfile) -> dict | None:
     return data if isinstance(data, dict) and data.get("revision") == profile.revision else None
 
 
-def fetched_file(profile: ModelProfile, file: RemoteFile | None = None) -> Path:
-    """The checked path of a fetched file (the profile's first by default); ModelMissing with the fetch
-    command when it was not fetched, or has changed since."""
-    file = file or profile.files[0]
+def fetched_file(profile: ModelProfile, file: RemoteFile | str = "") -> Path:
+    """The checked path of a fetched (or exported) file, by default the one a node loads; ModelMissing with
+    the fetch command when it was not fetched, or has changed since."""
+    name = (file.name if isinstance(file, RemoteFile) else file) or profile.model_name
     manifest = read_manifest(profile)
-    path = profile.folder / file.name
+    path = profile.folder / name
     if manifest is None or not path.is_file():
         raise ModelMissing(f"model profile {profile.name} is not fetched; run `{profile.fetch_command()}` once "
                            f"(it downloads {profile.repo} at {profile.revision[:12]}; licence: {profile.license}), "
                            f"or set the {profile.modality} profile back to \"\" for the packaged model")
-    recorded = manifest.get("sha256", {}).get(file.name)
+    recorded = manifest.get("sha256", {}).get(name)
     actual = sha256_of(path)
     if recorded != actual:
         raise ModelMissing(f"{path} changed since it was fetched (sha256 {actual}, manifest {recorded}); "
@@ -150,10 +229,28 @@ def fetched_file(profile: ModelProfile, file: RemoteFile | None = None) -> Path:
     return path
 
 
+def fetched_json(profile: ModelProfile, name: str) -> dict:
+    """A fetched JSON file of the profile (a config, a preprocessor config), checked like any fetched file."""
+    path = fetched_file(profile, name)
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ModelError(f"{path} is not valid JSON ({exc}); run `{profile.fetch_command()} --force`") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} is not a JSON object; run `{profile.fetch_command()} --force`")
+    return data
+
+
+def config_labels(config: dict) -> tuple[str, ...]:
+    """A hub model's class names in output order (config.json ``id2label``)."""
+    id2label = config.get("id2label") or {}
+    return tuple(str(id2label[k]) for k in sorted(id2label, key=int))
+
+
 def require_fetched(profile: ModelProfile) -> None:
     """ModelMissing, with the fetch command, unless every file of the profile is fetched and intact."""
-    for file in profile.files:
-        fetched_file(profile, file)
+    for name in profile.stored_names:
+        fetched_file(profile, name)
 
 
 def profile_ready(profile: ModelProfile) -> bool:
@@ -166,8 +263,8 @@ def profile_ready(profile: ModelProfile) -> bool:
 
 
 def selected_profiles(config: Config) -> list[ModelProfile]:
-    """The profiles the config switches on (``face.profile``); ModelError for a name that is not one."""
-    chosen = {"face": config.face.profile}
+    """The profiles the config switches on (``<modality>.profile``); ModelError for a name that is not one."""
+    chosen = {"face": config.face.profile, "voice": config.voice.profile, "text": config.text.profile}
     return [get_profile(name, modality) for modality, name in chosen.items() if name]
 
 

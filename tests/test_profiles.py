@@ -19,7 +19,6 @@ import pytest
 
 from moodwire.engines import hsemotion_spec, profiles
 from moodwire.engines.registry import ChecksumMismatch, ModelError, ModelMissing
-from moodwire.pipeline.core.bus import Subscriber
 from moodwire.pipeline.core.labels import AFFECTNET_TO_LABELS, LABELS
 from moodwire.pipeline.runtime import model_fetch
 
@@ -316,16 +315,13 @@ def test_valence_arousal_are_clipped_to_the_labels_range():
 # ------------------------------------------------------------------ the profile in the face node and the pipeline
 
 
-@pytest.fixture
-def fetched_standin(tmp_path, monkeypatch, session_cache, standin) -> Path:
-    """A user cache where ``moodwire models fetch`` placed the stand-in under the real profile's name (the
-    pin swapped for the stand-in's, served by a local server); the exported packaged models are shared
-    with the session's cache."""
+def fetch_face_standin(monkeypatch, cache: Path, standin: Path | None = None) -> None:
+    """``moodwire models fetch`` places the HSEmotion stand-in under the real profile's name in ``cache``
+    (the XDG cache home), the pin swapped for the stand-in's, served by a local server."""
+    from moodwire.exporters.profile_standins import make_hsemotion_standin
     from moodwire.pipeline.runtime.cli import main
 
-    cache = tmp_path / "xdg"
-    (cache / "moodwire").mkdir(parents=True)
-    (cache / "moodwire" / "models").symlink_to(session_cache / "moodwire" / "models", target_is_directory=True)
+    standin = standin or make_hsemotion_standin(cache / "standin" / "enet_b0_8_va_mtl.onnx")
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.setitem(profiles.PROFILES, PROFILE.name, standin_profile(standin))
     server = Hub()
@@ -337,6 +333,16 @@ def fetched_standin(tmp_path, monkeypatch, session_cache, standin) -> Path:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def fetched_standin(tmp_path, monkeypatch, session_cache, standin) -> Path:
+    """A user cache where ``moodwire models fetch`` placed the stand-in; the exported packaged models are
+    shared with the session's cache."""
+    cache = tmp_path / "xdg"
+    (cache / "moodwire").mkdir(parents=True)
+    (cache / "moodwire" / "models").symlink_to(session_cache / "moodwire" / "models", target_is_directory=True)
+    fetch_face_standin(monkeypatch, cache, standin)
     return cache
 
 
@@ -371,9 +377,9 @@ def test_face_step_with_the_profile_reports_its_classes_and_valence_arousal(fetc
     assert np.allclose([first.faces[0].valence, first.faces[0].arousal], va[0], atol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def talking_face(reference_clips, tmp_path_factory) -> Path:
-    """A real face (carphone, 12 s) with real speech (JFK's 11 s sample, after 0.5 s of silence) as its sound."""
+def make_talking_face(reference_clips: dict[str, Path], tmp_path_factory) -> Path:
+    """A real face (carphone, 12 s) with real speech (JFK's 11 s sample, after 0.5 s of silence) as its sound;
+    tests/test_hub_profiles.py runs the pipeline on it with every profile switched on."""
     from moodwire.pipeline.core.audio import AUDIO_RATE
     from moodwire.tools.media.real_speech import FetchError, real_speech_clips
     from moodwire.tools.media.reference import read_frames, write_video
@@ -385,34 +391,6 @@ def talking_face(reference_clips, tmp_path_factory) -> Path:
     audio = np.concatenate([np.zeros(AUDIO_RATE // 2, np.int16), jfk.samples()])
     return write_video(tmp_path_factory.mktemp("talking") / "talking_face.mp4",
                        read_frames(reference_clips["one_face"]), audio=audio)
-
-
-@pytest.mark.slow
-def test_moodwire_run_with_the_profile_carries_its_outputs_and_names_them(talking_face, fetched_standin,
-                                                                          start_pipeline, isolated_env):
-    isolated_env["XDG_CACHE_HOME"] = str(fetched_standin)
-    pipeline = start_pipeline("--source", str(talking_face), "--set", f"face.profile={PROFILE.name}")
-    tracks = pipeline.collect("face.tracks", 5, timeout=30.0)  # the face node is up
-    assert all(len(f.expression_raw) == 8 for m in tracks for f in m.faces)
-    sub = Subscriber(pipeline.endpoint, ["affect.utterance"], queue_everything=True)
-    try:
-        frames = pipeline.collect("affect.frame", 60, timeout=30.0)
-        with_face = [p for m in frames for p in m.persons if p.track_id is not None]
-        assert len(with_face) >= 50, pipeline.output()
-        for person in with_face:
-            [face] = [i for i in person.inputs if i.modality == "face"]
-            assert face.present and face.source == SOURCE
-        utterances = []  # the first may have ended before the face node was up: wait for one with the face
-        while not any(i.present for u in utterances for i in u.inputs if i.modality == "face"):
-            got = sub.recv(timeout=30.0)
-            if got is None:
-                break
-            utterances.append(got.msg)
-    finally:
-        sub.close()
-    faces = [i for u in utterances for i in u.inputs if i.modality == "face" and i.present]
-    assert faces, f"no affect.utterance with the face; {len(utterances)} without; output:\n{pipeline.output()}"
-    assert all(face.source == SOURCE for face in faces)
 
 
 def test_every_third_frame_the_profile_sees_each_face_and_its_scores_stand_between(fetched_standin,

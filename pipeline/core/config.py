@@ -169,6 +169,8 @@ class VoiceConfig:
                                       "speaking rate) before using the energy-peak rate instead")
     engine: str = engine_choice("voice model")
     threads: int = number(1, 1, 16, "ONNX Runtime threads for the voice model")
+    profile: str = text("", "a fetched model profile for voice emotion classes (`moodwire models` lists them; "
+                            "`moodwire models fetch NAME` gets one); \"\" = voice.model, or prosody only")
 
 
 @dataclass
@@ -177,6 +179,8 @@ class TextConfig:
                                "pipeline/text/prototypes.json")
     engine: str = engine_choice("text encoder")
     threads: int = number(1, 1, 16, "ONNX Runtime threads for the text encoder")
+    profile: str = text("", "a fetched model profile that classifies the words (`moodwire models` lists them; "
+                            "`moodwire models fetch NAME` gets one); \"\" = the packaged prototype method")
     partials: bool = field(default=False, metadata={"doc": "also score partial transcripts (final ones always)"})
 
 

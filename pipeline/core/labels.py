@@ -39,6 +39,33 @@ AFFECTNET_TO_LABELS: dict[str, str] = {
 }
 
 
+# IEMOCAP's four classes as SUPERB's emotion-recognition task keeps them (the voice profile,
+# superb/wav2vec2-base-superb-er), in the model's output order. Each is one of LABELS; fear, disgust and
+# surprise get no voice probability from it (IEMOCAP's four-class protocol drops them).
+IEMOCAP4_TO_LABELS: dict[str, str] = {"neu": "neutral", "hap": "happy", "ang": "angry", "sad": "sad"}
+
+# GoEmotions' 28 labels (the text profile, SamLowe/roberta-base-go_emotions), in the model's output order,
+# onto LABELS by the GoEmotions authors' own Ekman grouping (google-research goemotions
+# data/ekman_mapping.json; joy -> happy, sadness -> sad, anger -> angry); neutral stays neutral.
+_GOEMOTIONS_EKMAN: dict[str, tuple[str, ...]] = {
+    "angry": ("anger", "annoyance", "disapproval"),
+    "disgust": ("disgust",),
+    "fear": ("fear", "nervousness"),
+    "happy": ("joy", "amusement", "approval", "excitement", "gratitude", "love", "optimism", "relief", "pride",
+              "admiration", "desire", "caring"),
+    "sad": ("sadness", "disappointment", "embarrassment", "grief", "remorse"),
+    "surprise": ("surprise", "realization", "confusion", "curiosity"),
+    "neutral": ("neutral",),
+}
+GOEMOTIONS_LABELS: tuple[str, ...] = (
+    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion", "curiosity", "desire",
+    "disappointment", "disapproval", "disgust", "embarrassment", "excitement", "fear", "gratitude", "grief", "joy",
+    "love", "nervousness", "optimism", "pride", "realization", "relief", "remorse", "sadness", "surprise", "neutral",
+)
+GOEMOTIONS_TO_LABELS: dict[str, str] = {
+    name: label for name in GOEMOTIONS_LABELS for label, members in _GOEMOTIONS_EKMAN.items() if name in members}
+
+
 def fold_matrix(source_labels: tuple[str, ...] | list[str], mapping: dict[str, str]) -> np.ndarray:
     """(len(source_labels), 7) 0/1 matrix: probabilities in ``source_labels`` order times it give LABELS order."""
     matrix = np.zeros((len(source_labels), len(LABELS)), np.float32)

@@ -209,7 +209,8 @@ class VoiceAffect(Message):
     prosody against the stream's speaker baseline (``arousal_rule`` names it; ``baseline`` is the
     baseline's state), not a trained model. Voice without words says little about
     valence: ``valence`` is None unless a trained voice model is configured, and then comes with a
-    low ``valence_confidence``. ``probs`` come only from a trained model (``model`` names it)."""
+    low ``valence_confidence``. ``probs`` come only from a trained model or a model profile (``model``
+    names it and the rule behind the valence)."""
 
     utterance_id: int
     t_start: int
@@ -229,7 +230,8 @@ class VoiceAffect(Message):
 @dataclass(kw_only=True)
 class TextAffect(Message):
     """``text.affect``: emotion of a transcript's words, by similarity of its MiniLM sentence embedding
-    to embeddings of labelled prototype sentences (a data file). ``method`` names the rule."""
+    to embeddings of labelled prototype sentences (a data file), or, with ``text.profile``, by the
+    profile's trained classifier folded onto the 7 labels. ``method`` names the model and the rules."""
 
     utterance_id: int
     t_start: int

@@ -5,6 +5,11 @@ import-linter contract says so). Each file is streamed into ``<name>.part`` besi
 checked against the profile's recorded git blob id and sha256, and only then renamed into place; the
 manifest that makes the profile usable (engines/profiles.py) is written last, atomically. A broken
 download, a refused checksum or Ctrl-C therefore never leaves a file a node would load.
+
+A hub profile's files are checked against the digest the hub reports for each at the pinned commit
+(``huggingface_hub.get_hf_file_metadata``: the LFS sha256, or the git blob id of a small file); an
+answer for another commit is refused. Its PyTorch weights are then exported to ONNX with a parity
+check (exporters/hub_profiles.py, which needs transformers: ``pip install 'moodwire[profiles]'``).
 """
 
 from __future__ import annotations
@@ -50,10 +55,13 @@ def git_blob_id(path: Path) -> str:
     return digests(path).git_blob
 
 
-def check(file: RemoteFile, found: Digests, url: str) -> None:
-    """ChecksumMismatch unless every checksum the profile records for ``file`` matches."""
+def check(file: RemoteFile, found: Digests, url: str, hub_digest: str = "") -> None:
+    """ChecksumMismatch unless every checksum the profile records for ``file``, and the hub's, matches."""
+    hub_sha256, hub_blob = (hub_digest, "") if len(hub_digest) == 64 else ("", hub_digest)
     for kind, expected, actual in (("git blob id", file.git_blob, found.git_blob),
-                                   ("sha256", file.sha256, found.sha256)):
+                                   ("sha256", file.sha256, found.sha256),
+                                   ("hub's sha256 at the pinned commit", hub_sha256, found.sha256),
+                                   ("hub's git blob id at the pinned commit", hub_blob, found.git_blob)):
         if expected and expected != actual:
             raise ChecksumMismatch(f"{url}: {kind} {actual} ({found.size} bytes), expected {expected}; "
                                    "the file was refused and deleted. A mirror may serve another version, or "
@@ -84,20 +92,68 @@ def download(url: str, dest: Path, progress: Progress) -> None:
                          "for a reachable mirror") from None
 
 
+def hub_digest(profile: ModelProfile, file: RemoteFile, base_url: str) -> str:
+    """The digest the hub reports for ``file`` at the profile's pinned commit (sha256 or git blob id);
+    ChecksumMismatch when it answers for another commit or gives none."""
+    from huggingface_hub import get_hf_file_metadata
+    from huggingface_hub.errors import HfHubHTTPError
+
+    url = profile.url(file, base_url)
+    try:
+        meta = get_hf_file_metadata(url, token=False, timeout=TIMEOUT_S)
+    except HfHubHTTPError as exc:
+        raise ModelError(f"{url}: the hub answered {exc}; check the profile's pin, or pass --base-url for a "
+                         "mirror that serves the hub's paths") from None
+    except Exception as exc:  # noqa: BLE001 - httpx's network errors, whose classes huggingface_hub does not wrap
+        raise ModelError(f"{url}: could not ask the hub for the file's checksum ({exc}); check the network or "
+                         "proxy, or pass --base-url for a reachable mirror") from None
+    if meta.commit_hash != profile.revision:
+        raise ChecksumMismatch(f"{url}: the hub answered for commit {meta.commit_hash}, the profile is pinned to "
+                               f"{profile.revision}; nothing was installed")
+    digest = (meta.etag or "").lower()
+    if len(digest) not in (40, 64) or any(c not in "0123456789abcdef" for c in digest):
+        raise ChecksumMismatch(f"{url}: the hub gave no checksum for the file (ETag {meta.etag!r}); nothing was "
+                               "installed")
+    return digest
+
+
 def fetch_file(profile: ModelProfile, file: RemoteFile, base_url: str, progress: Progress) -> str:
     """Download, check and move one file into the profile folder; returns its sha256."""
     final = profile.folder / file.name
     part = final.with_name(final.name + ".part")
     url = profile.url(file, base_url)
+    expected = hub_digest(profile, file, base_url) if file.hub_checked else ""
     try:
         download(url, part, progress)
         found = digests(part)
-        check(file, found, url)
+        check(file, found, url, expected)
     except BaseException:
         part.unlink(missing_ok=True)
         raise
     os.replace(part, final)
     return found.sha256
+
+
+def export_profile(profile: ModelProfile, progress: Progress) -> str:
+    """Export the fetched PyTorch weights to ONNX (parity-checked); returns the ONNX's sha256."""
+    try:
+        import transformers  # noqa: F401 # pyflakes: ignore - the exporter loads the weights with it
+
+        from moodwire.exporters.hub_profiles import export_hub_profile
+    except ImportError as exc:
+        raise ModelError(f"{profile.name} is published as PyTorch weights and is exported to ONNX here, which needs "
+                         f"transformers and torch ({exc}); run `pip install 'moodwire[profiles]'`, then "
+                         f"`{profile.fetch_command()}` again (the downloaded files are kept)") from None
+    progress(f"{profile.name}: exporting to ONNX ...")
+    from moodwire.exporters.hub_profiles import ProfileExportError
+    from moodwire.exporters.onnx_export import ParityError
+
+    try:
+        diff = export_hub_profile(profile, profile.folder)
+    except (ProfileExportError, ParityError) as exc:
+        raise ModelError(f"{profile.name}: {exc}; nothing was installed") from None
+    progress(f"{profile.name}: {profile.exported} written (ONNX Runtime vs PyTorch max |diff| {diff:.1e})")
+    return digests(profile.folder / profile.exported).sha256
 
 
 def write_manifest(profile: ModelProfile, sha256: dict[str, str], base_url: str) -> Path:
@@ -118,6 +174,8 @@ def fetch_profile(profile: ModelProfile, base_url: str = "", progress: Progress 
     # matches it, so a fetch that fails halfway leaves nothing usable that was not checked.
     profile.folder.mkdir(parents=True, exist_ok=True)
     sha256 = {file.name: fetch_file(profile, file, base_url, progress) for file in profile.files}
+    if profile.exported:
+        sha256[profile.exported] = export_profile(profile, progress)
     write_manifest(profile, sha256, base_url)
     if read_manifest(profile) is None:
         raise ModelMissing(f"{profile.folder / MANIFEST} could not be read back after writing it")

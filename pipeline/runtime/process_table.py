@@ -50,7 +50,7 @@ PROCESS_TABLE: tuple[NodeSpec, ...] = (
              lambda c: c.nodes.voice and c.nodes.vad and c.sources.audio != "none"),
     NodeSpec("text", "moodwire.pipeline.nodes.text", ("speech.transcript",), ("text.affect",),
              lambda c: c.nodes.text and c.nodes.asr and c.nodes.vad and c.sources.audio != "none",
-             exports=lambda c: ("text-encoder",)),
+             exports=lambda c: () if c.text.profile else ("text-encoder",)),
     NodeSpec("fusion", "moodwire.pipeline.nodes.fusion",
              ("video.frame", "face.tracks", "speech.vad", "speech.audio", "speech.transcript", "voice.affect",
               "text.affect", "system.health"), ("affect.frame", "affect.utterance"),

@@ -13,12 +13,13 @@ from moodwire.pipeline.core.config import Config
 from moodwire.pipeline.core.messages import Message, TextAffect, Transcript
 from moodwire.pipeline.core.node import Outputs
 from moodwire.pipeline.text.classifier import TextClassifier
+from moodwire.pipeline.text.profile_model import ProfileTextClassifier, load_profile_text_classifier
 
 
 class TextStep:
     inputs = ("speech.transcript",)
 
-    def __init__(self, classifier: TextClassifier, backend: str, partials: bool = False) -> None:
+    def __init__(self, classifier: TextClassifier | ProfileTextClassifier, backend: str, partials: bool = False) -> None:
         self.classifier = classifier
         self.backend = backend
         self.partials = partials
@@ -81,8 +82,13 @@ def build_classifier(config: Config | None = None, negation_rule: bool = True) -
 
 
 def build_text_step(config: Config | None = None) -> TextStep:
-    """The step with its models loaded and warmed up (one sentence scored), ready for the first transcript."""
+    """The step with its models loaded and warmed up (one sentence scored), ready for the first transcript:
+    the profile's classifier when ``text.profile`` names one, else the packaged prototype method."""
     config = config or Config()
-    classifier, backend = build_classifier(config)
+    if config.text.profile:
+        classifier, backend = load_profile_text_classifier(config.text.profile, config.text.engine,
+                                                           config.text.threads)
+    else:
+        classifier, backend = build_classifier(config)
     classifier.score("Warming up the text encoder.")
     return TextStep(classifier, backend, config.text.partials)

@@ -16,7 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -81,6 +81,14 @@ def _check_sidecar(meta: Any, path: Path, onnx_path: Path) -> None:
                               "the sidecar belongs to another export")
 
 
+class VoiceClassifier(Protocol):
+    """What the voice step needs of a model: a trained one (VoiceModel) or a profile (profile_model.py)."""
+
+    description: str
+
+    def predict(self, samples: np.ndarray, sample_rate: int) -> VoicePrediction: ...
+
+
 class VoiceModel:
     """The checked model: 16 kHz int16 utterance in, 7 probabilities and a low-confidence valence out."""
 
@@ -94,15 +102,24 @@ class VoiceModel:
         self.description = f"{Path(path).name}: {training.get('description', '')}".strip()
 
     def predict(self, samples: np.ndarray, sample_rate: int) -> VoicePrediction:
-        if sample_rate != SAMPLE_RATE:  # the pipeline's audio is 16 kHz; this only guards other callers
-            samples = np.interp(np.arange(0, len(samples), sample_rate / SAMPLE_RATE),
-                                np.arange(len(samples)), np.asarray(samples, np.float64)).astype(np.int16)
-            sample_rate = SAMPLE_RATE
-        (probs,) = self.engine.run({self.input_name: model_input(samples, sample_rate)})
-        p = np.asarray(probs, dtype=np.float64)[0]
-        valence = float(p @ CIRCUMPLEX[:, 0])
-        confidence = 0.0 if self.synthetic else VALENCE_CONFIDENCE_MAX * float(p.max())
-        return VoicePrediction(self.labels, [float(v) for v in p], valence, confidence)
+        samples = at_model_rate(samples, sample_rate)
+        (probs,) = self.engine.run({self.input_name: model_input(samples, SAMPLE_RATE)})
+        return prediction(self.labels, np.asarray(probs, dtype=np.float64)[0], self.synthetic)
+
+
+def at_model_rate(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The samples at 16 kHz: the pipeline's audio already is; this only guards other callers."""
+    if sample_rate == SAMPLE_RATE:
+        return samples
+    return np.interp(np.arange(0, len(samples), sample_rate / SAMPLE_RATE), np.arange(len(samples)),
+                     np.asarray(samples, np.float64)).astype(np.int16)
+
+
+def prediction(labels: list[str], probs: np.ndarray, synthetic: bool = False) -> VoicePrediction:
+    """7 probabilities in ``labels`` (LABELS) order -> the prediction with its rule-derived, capped valence."""
+    valence = float(probs @ CIRCUMPLEX[:, 0])
+    confidence = 0.0 if synthetic else VALENCE_CONFIDENCE_MAX * float(probs.max())
+    return VoicePrediction(labels, [float(v) for v in probs], valence, confidence)
 
 
 def load_voice_model(path: str | Path, engine: str = "auto", threads: int = 1) -> VoiceModel:

@@ -9,7 +9,8 @@ A final transcript that arrives before the audio's final piece is kept until the
 
 Out: prosody features, the rule's arousal (pipeline/voice/arousal_rule.py) against the stream's speaker
 baseline (pipeline/voice/baseline.py, which learns from each utterance), and, only when a trained
-model is configured, its 7 probabilities and a low-confidence valence. Without a model ``valence``
+model (voice.model) or a model profile (voice.profile) is configured, its 7 probabilities and a
+low-confidence valence. Without a model ``valence``
 is None: speech without words says little about valence. ``t_capture`` is the capture time just after
 the utterance's last sample, so ``t_publish - t_capture`` is the delay after the end of speech.
 An utterance with no voiced frame (silence, noise, empty audio) is published with ``valid: false``.
@@ -30,7 +31,7 @@ from moodwire.pipeline.core.messages import Message, Transcript, UtteranceAudio,
 from moodwire.pipeline.core.node import Outputs
 from moodwire.pipeline.voice.arousal_rule import RULE_NAME, estimate_arousal
 from moodwire.pipeline.voice.baseline import SpeakerBaseline
-from moodwire.pipeline.voice.model import VoiceModel
+from moodwire.pipeline.voice.model import VoiceClassifier
 from moodwire.pipeline.voice.prosody import prosody_features, words_per_second
 
 STALE_NS = 60 * 1_000_000_000  # an utterance or transcript untouched this long is dropped (its peer never came)
@@ -62,7 +63,7 @@ class _Utterance:
 class VoiceStep:
     inputs = ("speech.audio", "speech.transcript")
 
-    def __init__(self, wait_transcript_s: float = 1.0, model: VoiceModel | None = None,
+    def __init__(self, wait_transcript_s: float = 1.0, model: VoiceClassifier | None = None,
                  clock: Callable[[], int] = now_ns) -> None:
         self.wait_ns = int(wait_transcript_s * 1e9)
         self.model = model
@@ -155,7 +156,16 @@ def build_voice_step(config: Config | None = None) -> VoiceStep:
     """The step with the configured trained model, if any (checked and warmed up here)."""
     from moodwire.pipeline.voice.model import load_voice_model
 
+    from moodwire.pipeline.voice.profile_model import load_profile_voice_model
+
     config = config or Config()
     voice = config.voice
-    model = load_voice_model(voice.model, voice.engine, voice.threads) if voice.model else None
+    if voice.model and voice.profile:
+        raise ValueError(f"voice.model ({voice.model}) and voice.profile ({voice.profile}) are both set; "
+                         "set one of them")
+    model: VoiceClassifier | None = None
+    if voice.profile:
+        model = load_profile_voice_model(voice.profile, voice.engine, voice.threads)
+    elif voice.model:
+        model = load_voice_model(voice.model, voice.engine, voice.threads)
     return VoiceStep(voice.wait_transcript_s, model)
