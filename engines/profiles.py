@@ -153,8 +153,9 @@ SUPERB_WAV2VEC2_ER = ModelProfile(
     preprocessing=("16 kHz mono samples as float (int16 / 32768), normalised to zero mean and unit variance over "
                    "the utterance when preprocessor_config.json says do_normalize (eps 1e-7), input_values (1, T); "
                    "softmax over 4 logits (neu, hap, ang, sad)"),
-    latency=("a 3 s utterance takes about 0.4 s on 1 thread, once per utterance after it ends (the voice node's "
-             "model_ms); no effect on the frame rate. `python -m tools.bench_profiles`, docs/models.md"),
+    latency=("0.21 s per second of speech on 1 thread (a 3 s utterance: 0.64 s; 0.36 s on 2), once per utterance "
+             "after it ends: voice.affect comes that much later, and the video path keeps its frame rate. "
+             "`python -m tools.bench_profiles`, docs/models.md"),
     notes=("IEMOCAP, the data set it was trained on, is licensed by USC for research; check it for your use.",
            "IEMOCAP's four classes carry no fear, disgust or surprise: the voice gives those 0 and fusion's "
            "face and text supply them.",
@@ -180,8 +181,8 @@ GOEMOTIONS_ROBERTA = ModelProfile(
     preprocessing=("RoBERTa byte-level BPE from the repository's tokenizer.json (<s> ... </s>, at most 512 tokens), "
                    "input_ids and attention_mask; an independent sigmoid per label (config problem_type "
                    "multi_label_classification)"),
-    latency=("a 12-word sentence takes about 40 ms on 1 thread, once per final transcript; no effect on the frame "
-             "rate. `python -m tools.bench_profiles`, docs/models.md"),
+    latency=("62 ms for a 12-word transcript (16 tokens) on 1 thread, 172 ms for 64 tokens, once per final "
+             "transcript; the video path keeps its frame rate. `python -m tools.bench_profiles`, docs/models.md"),
     notes=("j-hartmann/emotion-english-distilroberta-base has moodwire's very 7 classes, but its model card "
            "states no licence, so it is not offered: this MIT-licensed GoEmotions model is, with the authors' "
            "documented Ekman mapping (pipeline/core/labels.py).",

@@ -447,7 +447,8 @@ def test_a_profile_s_fusion_entry_replaces_its_modality_s_values(tmp_path):
 def test_bench_profiles_times_the_models_and_the_face_step(capsys):
     from moodwire.tools import bench_profiles
 
-    assert bench_profiles.main(["--calls", "5", "--threads", "1", "--frames", "15"]) == 0
+    assert bench_profiles.main(["--calls", "5", "--threads", "1", "--frames", "15", "--speech", "tiny"]) == 0
     out = capsys.readouterr().out
-    assert out.count(" thread(s): p50 ") == 2 and out.count("face step, ") == 3
+    assert out.count(" thread(s): p50 ") == 2 + 5 and out.count("face step, ") == 3
+    assert "superb-wav2vec2-base-er (tiny) 3 s utterance" in out and "roberta-base-go-emotions (tiny) 64 tokens" in out
     assert "hsemotion-enet-b0-8-va-mtl (stand-in) " in out and "every 3:" in out

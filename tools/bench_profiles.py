@@ -11,6 +11,12 @@ Runtime thread count; the packaged mini-Xception (the cache's exported ONNX) is 
 Then the whole face step per frame (landmarks, tracking, expression, valence/arousal) on the 640x480
 carphone clip, one thread for the model as the face node runs it: packaged, and the profile with the
 expression model on every frame and on every 3rd frame per face (``face.expression_every``).
+
+Then the voice and text profiles, once per utterance: stand-ins at full size (wav2vec2-base,
+RoBERTa-base; exporters/hub_profiles.py) exported to ONNX as ``models fetch`` exports them, timed on
+real speech (JFK's sample: 1 s, 3 s and 6 s) and on a sentence of 16 tokens and one of 64 (what a
+12-word and a 50-word transcript come to with RoBERTa's BPE). ``--speech tiny`` times the tests'
+tiny stand-ins instead (plumbing only), ``--speech none`` skips them.
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ def face_boxes() -> list[np.ndarray]:
 
 
 def time_calls(engine: Engine, feeds: list[dict[str, np.ndarray]], calls: int) -> dict:
-    engine.warm_up()
+    for feed in feeds[:2]:  # warm-up on real inputs (a 1-sample dummy is too short for a speech model)
+        engine.run(feed)
     times = []
     for i in range(calls):
         engine.run(feeds[i % len(feeds)])
@@ -72,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=CALLS, help=f"timed calls per model and thread count ({CALLS})")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="ONNX Runtime threads (1 2)")
     parser.add_argument("--frames", type=int, default=FRAMES, help=f"frames of the face-step run ({FRAMES})")
+    parser.add_argument("--speech", choices=("full", "tiny", "none"), default="full",
+                        help="size of the voice and text stand-ins timed (full)")
     args = parser.parse_args(argv)
     from moodwire.engines.profiles import HSEMOTION_B0_VA
     from moodwire.exporters.profile_standins import make_hsemotion_standin
@@ -90,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:<58} {threads} thread(s): p50 {stats['p50']:6.2f} ms  p99 {stats['p99']:6.2f} ms"
                       f"  ({stats['p50'] / FRAME_BUDGET_MS:.0%} of a 30 fps frame)", flush=True)
         steps = time_face_step(models, args.frames)
+        if args.speech != "none":
+            rows += time_speech_profiles(Path(tmp), args.speech, args.threads, max(5, args.calls // 10))
     emit_result({"tool": "bench_profiles", "command": command, "machine": host, "calls": args.calls, "rows": rows,
                  "face_step": steps})
     return 0
@@ -126,6 +137,37 @@ def time_face_step(models: dict[str, tuple[Path, list]], frames: int) -> list[di
         rows.append({"model": name, "expression_every": every, **stats})
         print(f"face step, {name:<44} every {every}: p50 {stats['p50']:6.2f} ms  p99 {stats['p99']:6.2f} ms"
               f"  ({stats['p50'] / FRAME_BUDGET_MS:.0%} of a 30 fps frame)", flush=True)
+    return rows
+
+
+def time_speech_profiles(tmp: Path, size: str, threads: list[int], calls: int) -> list[dict]:
+    """Per-utterance model calls of the voice and text profiles' stand-ins, exported as ``models fetch`` does."""
+    from moodwire.engines import wav2vec2_er_spec
+    from moodwire.engines.profiles import GOEMOTIONS_ROBERTA, SUPERB_WAV2VEC2_ER
+    from moodwire.exporters.hub_profiles import export_hub_profile, make_roberta_standin, make_wav2vec2_er_standin
+
+    from .media.real_speech import real_speech_clips
+
+    voice = make_wav2vec2_er_standin(tmp / "voice", SUPERB_WAV2VEC2_ER.labels, size)
+    export_hub_profile(SUPERB_WAV2VEC2_ER, voice)
+    text = make_roberta_standin(tmp / "text", GOEMOTIONS_ROBERTA.labels, size)
+    export_hub_profile(GOEMOTIONS_ROBERTA, text)
+    speech = [c for c in real_speech_clips() if c.name == "jfk"][0].samples()
+    rng = np.random.default_rng(0)
+    cases = [(SUPERB_WAV2VEC2_ER.name, voice / "model.onnx", f"{seconds} s utterance",
+              {wav2vec2_er_spec.INPUT_NAME: wav2vec2_er_spec.preprocess(speech[:16000 * seconds], True)})
+             for seconds in (1, 3, 6)]
+    for tokens in (16, 64):
+        ids = np.concatenate([[0], rng.integers(3, 300, tokens - 2), [2]])[None].astype(np.int64)
+        cases.append((GOEMOTIONS_ROBERTA.name, text / "model.onnx", f"{tokens} tokens",
+                      {"input_ids": ids, "attention_mask": np.ones_like(ids)}))
+    rows = []
+    for name, path, what, feed in cases:
+        for n in threads:
+            stats = time_calls(load_engine(path, "cpu", n), [feed], calls)
+            rows.append({"model": f"{name} (stand-in, {size})", "input": what, "threads": n, **stats})
+            print(f"{name + f' ({size}) ' + what:<58} {n} thread(s): p50 {stats['p50']:7.1f} ms  "
+                  f"p99 {stats['p99']:7.1f} ms  (once per utterance)", flush=True)
     return rows
 
 

@@ -114,9 +114,24 @@ class ProfileReport:
         return [head] + [f"  {key:<8} {value}" for key, value in rows if value]
 
 
+def profile_checks(profile: ModelProfile) -> str:
+    """What each file is checked against: its recorded pins, the hub's digest at the pinned commit, and once
+    fetched, the sha256 the manifest recorded (also for the exported ONNX)."""
+    recorded = (read_manifest(profile) or {}).get("sha256", {})
+    parts = []
+    for f in profile.files:
+        pins = [f"{kind} {value}" for kind, value in (("git blob", f.git_blob), ("sha256", f.sha256)) if value]
+        pins += ["the hub's digest at the commit"] if f.hub_checked else []
+        pins += [f"fetched sha256 {recorded[f.name]}"] if f.name in recorded else []
+        parts.append(f"{f.name}: {', '.join(pins)}")
+    if profile.exported:
+        parts.append(f"{profile.exported}: exported here, parity-checked"
+                     + (f", sha256 {recorded[profile.exported]}" if profile.exported in recorded else ""))
+    return "; ".join(parts)
+
+
 def report_profile(profile: ModelProfile, selected: bool) -> ProfileReport:
-    checks = "; ".join(", ".join(f"{kind} {value}" for kind, value in (("git blob", f.git_blob), ("sha256", f.sha256))
-                                 if value) + f" ({f.name})" for f in profile.files)
+    checks = profile_checks(profile)
     report = ProfileReport(profile.name, profile.modality, profile.description,
                            f"{profile.host}/{profile.repo} at {profile.revision}", profile.licence_label,
                            profile.commercial_use, checks, status="not fetched", selected=selected,
@@ -125,7 +140,7 @@ def report_profile(profile: ModelProfile, selected: bool) -> ProfileReport:
         report.fix = f"run: {profile.fetch_command()}"
         return report
     try:
-        report.path = ", ".join(str(fetched_file(profile, f)) for f in profile.files)
+        report.path = ", ".join(str(fetched_file(profile, name)) for name in profile.stored_names)
         report.status = "fetched"
     except ModelMissing as exc:
         report.status, report.fix = "changed", str(exc)
