@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -26,6 +25,7 @@ from moodwire.engines.registry import ChecksumMismatch, ModelError
 from moodwire.pipeline.core.bus import Subscriber
 from moodwire.pipeline.core.labels import GOEMOTIONS_LABELS, LABELS
 from moodwire.pipeline.runtime import model_fetch
+from tests.test_profiles import serving
 
 transformers = pytest.importorskip("transformers", reason="transformers is installed by tools/setup.sh --dev "
                                                           "(the profiles extra)")
@@ -111,16 +111,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def hub(standins) -> Iterator[Hub]:
+def hub_with(standins: dict[str, Path]) -> Hub:
     server = Hub()
     for profile in (VOICE, TEXT):
         server.publish(profile, standins[profile.name])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    return server
+
+
+@pytest.fixture
+def hub(standins) -> Iterator[Hub]:
+    with serving(hub_with(standins)) as server:
+        yield server
 
 
 @pytest.fixture
@@ -182,14 +183,8 @@ def test_a_repository_whose_labels_changed_is_refused_at_export(cache, tmp_path)
 
     server = Hub()
     server.publish(VOICE, make_wav2vec2_er_standin(tmp_path / "other", ("a", "b", "c", "d")))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with pytest.raises(ModelError, match=r"labels \('a', 'b', 'c', 'd'\) differ.*needs a new pin"):
-            model_fetch.fetch_profile(VOICE, server.url, progress=lambda line: None)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(server), pytest.raises(ModelError, match=r"labels \('a', 'b', 'c', 'd'\) differ.*needs a new pin"):
+        model_fetch.fetch_profile(VOICE, server.url, progress=lambda line: None)
     assert profiles.read_manifest(VOICE) is None
 
 
@@ -217,17 +212,9 @@ def fetched(standins, tmp_path_factory) -> Iterator[Path]:
     cache_home = tmp_path_factory.mktemp("hub-cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(cache_home))
-        server = Hub()
-        for profile in (VOICE, TEXT):
-            server.publish(profile, standins[profile.name])
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with serving(hub_with(standins)) as server:
             for profile in (VOICE, TEXT):
                 model_fetch.fetch_profile(profile, server.url, progress=lambda line: None)
-        finally:
-            server.shutdown()
-            server.server_close()
         yield cache_home
 
 

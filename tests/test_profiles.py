@@ -8,6 +8,7 @@ started in the test, at the path GitHub serves the real file under.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.server
 import threading
@@ -67,14 +68,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def hub() -> Iterator[Hub]:
-    server = Hub()
+@contextlib.contextmanager
+def serving(server: http.server.HTTPServer) -> Iterator[http.server.HTTPServer]:
+    """``server`` answering on a thread of its own until the block ends (tests/test_hub_profiles.py uses it too)."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def hub() -> Iterator[Hub]:
+    with serving(Hub()) as server:
+        yield server
 
 
 @pytest.fixture
@@ -326,13 +335,8 @@ def fetch_face_standin(monkeypatch, cache: Path, standin: Path | None = None) ->
     monkeypatch.setitem(profiles.PROFILES, PROFILE.name, standin_profile(standin))
     server = Hub()
     serve(server, standin_profile(standin), standin.read_bytes())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         assert main(["models", "fetch", PROFILE.name, "--base-url", server.url]) == 0
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

@@ -136,18 +136,17 @@ def fetch_file(profile: ModelProfile, file: RemoteFile, base_url: str, progress:
 
 def export_profile(profile: ModelProfile, progress: Progress) -> str:
     """Export the fetched PyTorch weights to ONNX (parity-checked); returns the ONNX's sha256."""
-    try:
-        import transformers  # noqa: F401 # pyflakes: ignore - the exporter loads the weights with it
+    import importlib.util
 
-        from moodwire.exporters.hub_profiles import export_hub_profile
-    except ImportError as exc:
+    missing = [name for name in ("torch", "transformers") if importlib.util.find_spec(name) is None]
+    if missing:
         raise ModelError(f"{profile.name} is published as PyTorch weights and is exported to ONNX here, which needs "
-                         f"transformers and torch ({exc}); run `pip install 'moodwire[profiles]'`, then "
-                         f"`{profile.fetch_command()}` again (the downloaded files are kept)") from None
-    progress(f"{profile.name}: exporting to ONNX ...")
-    from moodwire.exporters.hub_profiles import ProfileExportError
+                         f"{' and '.join(missing)}; run `pip install 'moodwire[profiles]'`, then "
+                         f"`{profile.fetch_command()}` again")
+    from moodwire.exporters.hub_profiles import ProfileExportError, export_hub_profile
     from moodwire.exporters.onnx_export import ParityError
 
+    progress(f"{profile.name}: exporting to ONNX ...")
     try:
         diff = export_hub_profile(profile, profile.folder)
     except (ProfileExportError, ParityError) as exc:
