@@ -188,6 +188,16 @@ def test_a_repository_whose_labels_changed_is_refused_at_export(cache, tmp_path)
     assert profiles.read_manifest(VOICE) is None
 
 
+def test_without_transformers_nothing_downloads_and_the_error_names_the_extra(hub, cache, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "transformers" else real(name, *a))
+    with pytest.raises(ModelError, match=r"needs transformers; run `pip install 'moodwire\[profiles\]'`"):
+        model_fetch.fetch_profile(TEXT, hub.url, progress=lambda line: None)
+    assert hub.requests == []
+
+
 def test_the_voice_and_text_switches_select_their_profiles(cache):
     from moodwire.pipeline.core.config import Config
     from moodwire.pipeline.runtime.process_table import get_node

@@ -134,15 +134,20 @@ def fetch_file(profile: ModelProfile, file: RemoteFile, base_url: str, progress:
     return found.sha256
 
 
-def export_profile(profile: ModelProfile, progress: Progress) -> str:
-    """Export the fetched PyTorch weights to ONNX (parity-checked); returns the ONNX's sha256."""
+def require_exporter(profile: ModelProfile) -> None:
+    """ModelError, before anything downloads, when the profile must be exported and torch or transformers is
+    missing."""
     import importlib.util
 
     missing = [name for name in ("torch", "transformers") if importlib.util.find_spec(name) is None]
-    if missing:
+    if profile.exported and missing:
         raise ModelError(f"{profile.name} is published as PyTorch weights and is exported to ONNX here, which needs "
                          f"{' and '.join(missing)}; run `pip install 'moodwire[profiles]'`, then "
                          f"`{profile.fetch_command()}` again")
+
+
+def export_profile(profile: ModelProfile, progress: Progress) -> str:
+    """Export the fetched PyTorch weights to ONNX (parity-checked); returns the ONNX's sha256."""
     from moodwire.exporters.hub_profiles import ProfileExportError, export_hub_profile
     from moodwire.exporters.onnx_export import ParityError
 
@@ -171,6 +176,7 @@ def fetch_profile(profile: ModelProfile, base_url: str = "", progress: Progress 
         return profile.folder
     # An old manifest may stay until the new one replaces it: a file replaced by different bytes no longer
     # matches it, so a fetch that fails halfway leaves nothing usable that was not checked.
+    require_exporter(profile)
     profile.folder.mkdir(parents=True, exist_ok=True)
     sha256 = {file.name: fetch_file(profile, file, base_url, progress) for file in profile.files}
     if profile.exported:
