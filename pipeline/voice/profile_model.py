@@ -22,8 +22,6 @@ VALENCE_RULE = "valence rule:circumplex of the folded classes"
 class ProfileVoiceModel:
     """16 kHz int16 utterance in; the profile's probabilities folded onto LABELS and a low-confidence valence out."""
 
-    synthetic = False
-
     def __init__(self, engine: Engine, name: str, raw_labels: tuple[str, ...], do_normalize: bool) -> None:
         self.engine = engine
         self.labels = list(LABELS)
