@@ -218,13 +218,16 @@ def test_the_voice_and_text_switches_select_their_profiles(cache):
 
 @pytest.fixture(scope="module")
 def fetched(standins, tmp_path_factory) -> Iterator[Path]:
-    """Both profiles fetched by ``models fetch`` into a cache of their own (the env set for this module)."""
+    """Both profiles fetched by the ``moodwire models fetch`` command into a cache of their own (the env set for
+    this module)."""
     cache_home = tmp_path_factory.mktemp("hub-cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(cache_home))
+        from moodwire.pipeline.runtime.cli import main
+
         with serving(hub_with(standins)) as server:
             for profile in (VOICE, TEXT):
-                model_fetch.fetch_profile(profile, server.url, progress=lambda line: None)
+                assert main(["models", "fetch", profile.name, "--base-url", server.url]) == 0
         yield cache_home
 
 
