@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from moodwire.engines import activations
+
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "logits"
 MAX_TOKENS = 512  # RoBERTa's 514 positions less its padding offset; longer text is truncated (the pipeline fails)
@@ -40,8 +42,6 @@ def multi_label(config: dict) -> bool:
 
 
 def activate(logits: np.ndarray, sigmoid: bool) -> np.ndarray:
+    """The pipeline's activation for this model (``multi_label`` says which), in float64."""
     z = np.asarray(logits, np.float64)
-    if sigmoid:
-        return 1.0 / (1.0 + np.exp(-z))
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    return activations.sigmoid(z) if sigmoid else activations.softmax(z)

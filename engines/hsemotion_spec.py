@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from moodwire.engines.activations import softmax
+
 INPUT_SIZE = 224
 INPUT_NAME = "input"
 MEAN = (0.485, 0.456, 0.406)
@@ -31,11 +33,6 @@ def preprocess(faces_rgb: list[np.ndarray]) -> np.ndarray:
         x = (x - np.array(MEAN)) / np.array(STD)
         batch[i] = x.transpose(2, 0, 1)
     return batch
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def postprocess(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -248,6 +248,14 @@ def config_labels(config: dict) -> tuple[str, ...]:
     return tuple(str(id2label[k]) for k in sorted(id2label, key=int))
 
 
+def check_labels(profile: ModelProfile, config: dict, source: object) -> None:
+    """ModelError unless a hub model's config (read from ``source``) has the profile's labels, in its order."""
+    labels = config_labels(config)
+    if labels != profile.labels:
+        raise ModelError(f"{source}: labels {labels} differ from the profile's {profile.labels}; the repository "
+                         "changed, so the profile needs a new pin")
+
+
 def require_fetched(profile: ModelProfile) -> None:
     """ModelMissing, with the fetch command, unless every file of the profile is fetched and intact."""
     for name in profile.stored_names:

@@ -40,9 +40,3 @@ def preprocess(samples: np.ndarray, do_normalize: bool) -> np.ndarray:
         x = np.pad(x, (0, MIN_SAMPLES - len(x)))
     return x[None, :].astype(np.float32)
 
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, np.float64)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from moodwire.engines.profiles import ModelProfile, config_labels
+from moodwire.engines import goemotions_spec, wav2vec2_er_spec
+from moodwire.engines.profiles import ModelProfile, check_labels
 from moodwire.exporters.onnx_export import export_parity_checked, max_abs_diff_vs_torch
 
 OPSET = 17
@@ -43,10 +44,8 @@ def export_hub_profile(profile: ModelProfile, folder: Path) -> float:
     exporters = {"voice": _export_audio_classifier, "text": _export_text_classifier}
     if profile.modality not in exporters or not profile.exported:
         raise ProfileExportError(f"{profile.name}: no ONNX export for a {profile.modality} profile")
-    config = json.loads((folder / "config.json").read_text())
-    if config_labels(config) != profile.labels:
-        raise ProfileExportError(f"{folder / 'config.json'}: labels {config_labels(config)} differ from the "
-                                 f"profile's {profile.labels}; the repository changed, so the profile needs a new pin")
+    config_path = folder / "config.json"
+    check_labels(profile, json.loads(config_path.read_text()), config_path)
     with warnings.catch_warnings():
         # the tracer's notes on Python-level shape checks: the graph is checked at a second input length instead
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -57,44 +56,43 @@ def export_hub_profile(profile: ModelProfile, folder: Path) -> float:
 def _export_audio_classifier(folder: Path, target: Path) -> float:
     from transformers import AutoModelForAudioClassification
 
-    model = AutoModelForAudioClassification.from_pretrained(folder, attn_implementation="eager").eval()
+    name, out = wav2vec2_er_spec.INPUT_NAME, wav2vec2_er_spec.OUTPUT_NAME
+    model = _LogitsOnly(AutoModelForAudioClassification.from_pretrained(folder, attn_implementation="eager"), (name,))
     generator = torch.Generator().manual_seed(0)
-    inputs = {"input_values": torch.randn(1, 16000, generator=generator).numpy()}
-    check = {"input_values": torch.randn(1, 37_000, generator=generator).numpy()}  # another length than traced
-    return export_parity_checked(_LogitsOnly(model), (torch.from_numpy(inputs["input_values"]),), target,
-                                 ["input_values"], ["logits"],
-                                 {"input_values": {0: "batch", 1: "samples"}, "logits": {0: "batch"}}, OPSET,
-                                 lambda candidate: max_abs_diff_vs_torch(candidate, _LogitsOnly(model), check),
-                                 PARITY_TOLERANCE)
+    traced = torch.randn(1, 16000, generator=generator)
+    check = {name: torch.randn(1, 37_000, generator=generator).numpy()}  # another length than traced
+    return export_parity_checked(model, (traced,), target, [name], [out],
+                                 {name: {0: "batch", 1: "samples"}, out: {0: "batch"}}, OPSET,
+                                 lambda candidate: max_abs_diff_vs_torch(candidate, model, check), PARITY_TOLERANCE)
 
 
 def _export_text_classifier(folder: Path, target: Path) -> float:
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="eager").eval()
-    vocab = model.config.vocab_size
+    names, out = goemotions_spec.INPUT_NAMES, goemotions_spec.OUTPUT_NAME
+    classifier = AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="eager")
+    model = _LogitsOnly(classifier, names)
+    vocab = classifier.config.vocab_size
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(3, vocab, (1, 9), generator=generator)
-    check_ids = torch.randint(3, vocab, (1, 23), generator=generator)  # another length than traced
-    check = {"input_ids": check_ids.numpy(), "attention_mask": np.ones_like(check_ids.numpy())}
-    return export_parity_checked(_LogitsOnly(model), (ids, torch.ones_like(ids)), target,
-                                 ["input_ids", "attention_mask"], ["logits"],
-                                 {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                                  "logits": {0: "batch"}}, OPSET,
-                                 lambda candidate: max_abs_diff_vs_torch(candidate, _LogitsOnly(model), check),
-                                 PARITY_TOLERANCE)
+    check_ids = torch.randint(3, vocab, (1, 23), generator=generator).numpy()  # another length than traced
+    check = dict(zip(names, (check_ids, np.ones_like(check_ids))))
+    return export_parity_checked(model, (ids, torch.ones_like(ids)), target, list(names), [out],
+                                 {**{n: {0: "batch", 1: "tokens"} for n in names}, out: {0: "batch"}}, OPSET,
+                                 lambda candidate: max_abs_diff_vs_torch(candidate, model, check), PARITY_TOLERANCE)
 
 
 class _LogitsOnly(torch.nn.Module):
-    """The classifier with positional inputs and one tensor out, as the exporter and the parity check call it."""
+    """The classifier (in eval mode) with positional inputs, named ``names``, and one tensor out, as the
+    exporter and the parity check call it."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, names: tuple[str, ...]) -> None:
         super().__init__()
-        self.model = model
+        self.model = model.eval()
+        self.names = names
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        names = ("input_values",) if len(inputs) == 1 else ("input_ids", "attention_mask")
-        return self.model(**dict(zip(names, inputs))).logits
+        return self.model(**dict(zip(self.names, inputs))).logits
 
 
 # wav2vec2-base's published architecture (facebook/wav2vec2-base, as SUPERB's port keeps it); "tiny" shrinks the

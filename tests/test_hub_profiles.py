@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from moodwire.engines import goemotions_spec, profiles, wav2vec2_er_spec
+from moodwire.engines.activations import softmax
 from moodwire.engines.registry import ChecksumMismatch, ModelError
 from moodwire.pipeline.core.bus import Subscriber
 from moodwire.pipeline.core.labels import GOEMOTIONS_LABELS, LABELS
@@ -81,7 +82,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self, send_body: bool) -> None:
         self.server.requests.append((self.command, self.path))
         if self.path.startswith("/cdn/"):
-            return self._send(200, self.server.cdn.get(self.path.removeprefix("/cdn/")), {}, send_body)
+            body = self.server.cdn.get(self.path.removeprefix("/cdn/"))
+            return self._send(404, b"", {}, send_body) if body is None else self._send(200, body, {}, send_body)
         body = self.server.files.get(self.path)
         if body is None:
             return self._send(404, b"", {"X-Error-Code": "EntryNotFound"}, send_body)
@@ -98,9 +100,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         headers["ETag"] = f'"{blob}"'
         self._send(200, body, headers, send_body)
 
-    def _send(self, status: int, body: bytes | None, headers: dict[str, str], send_body: bool) -> None:
-        body = b"" if body is None else body
-        self.send_response(status if body or status != 200 else 404)
+    def _send(self, status: int, body: bytes, headers: dict[str, str], send_body: bool) -> None:
+        self.send_response(status)
         for key, value in {**headers, "Content-Length": str(len(body))}.items():
             self.send_header(key, value)
         self.end_headers()
@@ -270,7 +271,7 @@ def test_voice_probabilities_match_the_audio_classification_pipeline(fetched, st
         want = np.array([got[label] for label in VOICE.labels])
         x = wav2vec2_er_spec.preprocess(clip, ours.do_normalize)
         (logits,) = ours.engine.run({wav2vec2_er_spec.INPUT_NAME: x})
-        raw = wav2vec2_er_spec.softmax(logits[0])
+        raw = softmax(np.asarray(logits, np.float64)[0])
         assert np.max(np.abs(raw - want)) < PARITY_TOLERANCE
         prediction = ours.predict(clip, 16000)
         assert prediction.labels == list(LABELS) and np.allclose(prediction.probs, raw @ ours._fold, atol=1e-6)

@@ -66,15 +66,11 @@ def fold(raw: np.ndarray, matrix: np.ndarray, independent: bool) -> np.ndarray:
 def load_profile_text_classifier(name: str, engine: str = "auto", threads: int = 1) -> tuple[ProfileTextClassifier, str]:
     """The fetched profile's checked files, its ONNX loaded; returns the classifier and what it runs on."""
     from moodwire.engines.loader import load_engine
-    from moodwire.engines.profiles import config_labels, fetched_file, fetched_json, get_profile
-    from moodwire.engines.registry import ModelError
+    from moodwire.engines.profiles import check_labels, fetched_file, fetched_json, get_profile
 
     profile = get_profile(name, "text")
     config = fetched_json(profile, "config.json")
-    labels = config_labels(config)
-    if labels != profile.labels:
-        raise ModelError(f"{profile.name}: config.json labels differ from the profile's; run "
-                         f"`{profile.fetch_command()} --force`")
+    check_labels(profile, config, profile.folder / "config.json")
     loaded = load_engine(fetched_file(profile), engine, threads)
     tokenizer = spec.load_tokenizer(fetched_file(profile, "tokenizer.json"))
-    return ProfileTextClassifier(loaded, tokenizer, profile.name, labels, spec.multi_label(config)), loaded.backend
+    return ProfileTextClassifier(loaded, tokenizer, profile.name, profile.labels, spec.multi_label(config)), loaded.backend

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from moodwire.engines import wav2vec2_er_spec as spec
+from moodwire.engines.activations import softmax
 from moodwire.engines.engine import Engine
 from moodwire.pipeline.core.labels import IEMOCAP4_TO_LABELS, LABELS, fold_matrix
 from moodwire.pipeline.voice.model import VoicePrediction, at_model_rate, prediction
@@ -33,25 +34,24 @@ class ProfileVoiceModel:
     def predict(self, samples: np.ndarray, sample_rate: int) -> VoicePrediction:
         x = spec.preprocess(at_model_rate(samples, sample_rate), self.do_normalize)
         (logits,) = self.engine.run({spec.INPUT_NAME: x})
-        raw = spec.softmax(np.asarray(logits)[0])
+        raw = softmax(np.asarray(logits, np.float64)[0])
         return prediction(self.labels, raw @ self._fold)
 
 
 def load_profile_voice_model(name: str, engine: str = "auto", threads: int = 1) -> ProfileVoiceModel:
     """The fetched profile's checked files, its ONNX loaded and warmed up; ModelMissing with the fetch command."""
     from moodwire.engines.loader import load_engine
-    from moodwire.engines.profiles import config_labels, fetched_file, fetched_json, get_profile
+    from moodwire.engines.profiles import check_labels, fetched_file, fetched_json, get_profile
     from moodwire.engines.registry import ModelError
 
     profile = get_profile(name, "voice")
-    labels = config_labels(fetched_json(profile, "config.json"))
-    if labels != profile.labels:
-        raise ModelError(f"{profile.name}: config.json labels {labels} differ from the profile's {profile.labels}")
+    check_labels(profile, fetched_json(profile, "config.json"), profile.folder / "config.json")
     try:
         do_normalize = spec.read_do_normalize(fetched_json(profile, "preprocessor_config.json"))
     except ValueError as exc:
         raise ModelError(f"{profile.name}: {exc}") from None
-    model = ProfileVoiceModel(load_engine(fetched_file(profile), engine, threads), profile.name, labels, do_normalize)
+    model = ProfileVoiceModel(load_engine(fetched_file(profile), engine, threads), profile.name, profile.labels,
+                              do_normalize)
     silence = np.zeros(spec.SAMPLE_RATE // 2, np.int16)
     for _ in range(2):
         model.predict(silence, spec.SAMPLE_RATE)

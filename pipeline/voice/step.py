@@ -155,7 +155,6 @@ class VoiceStep:
 def build_voice_step(config: Config | None = None) -> VoiceStep:
     """The step with the configured trained model, if any (checked and warmed up here)."""
     from moodwire.pipeline.voice.model import load_voice_model
-
     from moodwire.pipeline.voice.profile_model import load_profile_voice_model
 
     config = config or Config()
