@@ -432,7 +432,7 @@ def test_fusion_step_survives_bad_inputs_of_every_topic_and_then_fuses_a_face_as
     # counted as older and ignored) and a NaN arousal (held, then smoothed into every frame after it)
     future, nan_voice = good("face.tracks", now_ns() + 3600 * NS), good("voice.affect")
     nan_voice.arousal = float("nan")
-    with pytest.raises(BadInput, match="t_capture is 3600 s ahead of this host's monotonic clock"):
+    with pytest.raises(BadInput, match="t_capture is 3600 s ahead of the pipeline's clock"):
         handle(step, "face.tracks", future)
     with pytest.raises(BadInput, match="VoiceAffect.arousal is nan; a finite number is expected"):
         handle(step, "voice.affect", nan_voice)

@@ -620,3 +620,30 @@ def test_two_faces_one_speaking_in_a_running_pipeline_the_utterances_name_the_sp
         print(utt.speaker_track_id, utt.speaker_reason, utt.speaker_scores)
         assert side.get(utt.speaker_track_id) == "left", (utt.speaker_reason, utt.speaker_scores, side)
         assert "face" not in utt.missing and "voice" not in utt.missing
+
+
+def video_source_health(state: str) -> SystemHealth:
+    return SystemHealth(nodes=[NodeHealth(name="video_source", alive=False, pid=0, restarts=0, uptime_s=0, rate_hz=0,
+                                          state=state, host="robot")])
+
+
+@pytest.mark.parametrize("state", ["unreachable", "backoff"])
+def test_frames_go_on_without_video_while_the_video_source_is_down_or_unreachable(model, state):
+    events = stream(30) + [(t_frame(30) + k * NS, "system.health", video_source_health(state)) for k in range(3)]
+    sim = make_sim(model).run(events, until=t_frame(30) + 3 * NS)
+    real = [f for f in sim.frames() if f.frame_index >= 0]
+    stand_ins = [(at, f) for at, tp, f in sim.out if tp == "affect.frame" and f.frame_index == -1]
+    assert len(real) == 30
+    assert stand_ins and stand_ins[0][0] >= t_frame(30)  # only once health says so
+    gaps = [b[0] - a[0] for a, b in zip(stand_ins, stand_ins[1:])]
+    assert min(gaps) >= PERIOD and len(stand_ins) >= 2.5 * NS / (PERIOD + 10 * MS)  # one a period, or an idle tick
+    frame = stand_ins[-1][1]
+    assert not frame.valid and frame.persons == [] and frame.t_capture == stand_ins[-1][0]
+    assert frame.notes["face"].startswith("no video.frame for ") and frame.notes["face"].endswith(
+        f"video_source is {state}")
+
+
+def test_no_frames_without_video_once_the_video_source_has_finished(model):
+    events = stream(30) + [(t_frame(30) + k * NS, "system.health", video_source_health("finished")) for k in range(3)]
+    sim = make_sim(model).run(events, until=t_frame(30) + 3 * NS)
+    assert [f.frame_index for f in sim.frames()] == list(range(30))

@@ -9,6 +9,9 @@ registry: a receiver thread drains the socket continuously, keeps only the
 newest unread message of a LATEST topic and queues every message of a QUEUED
 topic. The same thread records freshness (arrival times) per topic.
 
+Other hosts (docs/deployment.md): the XSUB also binds ``ingest``, where nodes
+on a joined host publish; they subscribe at ``public``.
+
 Security (docs/security.md): every receiving socket drops frames larger than
 the wire limits (``zmq.MAXMSGSIZE``) before allocating them; the public
 endpoint stays on loopback unless it is a CURVE server admitting listed
@@ -20,10 +23,12 @@ from __future__ import annotations
 
 import collections
 import itertools
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
+from urllib.parse import urlparse
 
 import zmq
 
@@ -47,17 +52,56 @@ HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_N
                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 
 
+# ZeroMQ's own link keeping, on every socket: a heartbeat each second, a peer silent for 3 s is dropped
+# (its queued messages with it, so no stale burst follows a cut), and a dropped connection is retried
+# every 0.2 s, backing off to 2 s. On ipc within one host they cost nothing and never fire.
+LINK_OPTIONS = ((zmq.HEARTBEAT_IVL, 1000), (zmq.HEARTBEAT_TIMEOUT, 3000), (zmq.HEARTBEAT_TTL, 3000),
+                (zmq.RECONNECT_IVL, 200), (zmq.RECONNECT_IVL_MAX, 2000))
+
+
 @dataclass(frozen=True)
 class BusEndpoints:
-    """Where publishers connect (``internal_pub``) and subscribers connect."""
+    """Where publishers connect (``internal_pub``) and subscribers connect; the bus host's proxy also binds
+    ``public`` (clients) and, if set, ``ingest`` (publishers on other hosts)."""
 
     internal_pub: str
     internal_sub: str
     public: str = DEFAULT_PUBLIC
+    ingest: str = ""
 
     @classmethod
-    def in_dir(cls, run_dir: str, public: str = DEFAULT_PUBLIC) -> "BusEndpoints":
-        return cls(f"ipc://{run_dir}/pub.sock", f"ipc://{run_dir}/sub.sock", public)
+    def in_dir(cls, run_dir: str, public: str = DEFAULT_PUBLIC, ingest: str = "") -> "BusEndpoints":
+        return cls(f"ipc://{run_dir}/pub.sock", f"ipc://{run_dir}/sub.sock", public, ingest)
+
+    @classmethod
+    def joining(cls, bus: BusConfig) -> "BusEndpoints":
+        """A joined host's: publish to the bus host's ingest endpoint, subscribe to its public one."""
+        return cls(bus.join_ingest or next_port(bus.join), bus.join, public="")
+
+
+def next_port(endpoint: str) -> str:
+    """``tcp://HOST:PORT`` -> ``tcp://HOST:PORT+1`` (where a bus host's ingest endpoint is by convention)."""
+    url = urlparse(endpoint)
+    if url.scheme != "tcp" or url.port is None:
+        raise ConfigError(f"bus.join = {endpoint!r}: expected tcp://HOST:PORT (the bus host's bus.public); "
+                          "set bus.join_ingest too if its ingest endpoint is not on PORT + 1")
+    return f"tcp://{url.netloc.rsplit(':', 1)[0]}:{url.port + 1}"
+
+
+def this_host(bus: BusConfig) -> str:
+    """The name this host goes by in ``system.health``."""
+    return bus.host or socket.gethostname()
+
+
+def set_link_options(sock: zmq.Socket) -> None:
+    for option, value in LINK_OPTIONS:
+        sock.setsockopt(option, value)
+
+
+def set_curve_client(sock: zmq.Socket, curve: CurveClient) -> None:
+    sock.setsockopt(zmq.CURVE_SERVERKEY, curve.server_key)
+    sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.public_key)
+    sock.setsockopt(zmq.CURVE_SECRETKEY, curve.secret_key)
 
 
 def run_proxy(endpoints: BusEndpoints, hwm: int = DEFAULT_HWM, context: zmq.Context | None = None,
@@ -69,13 +113,14 @@ def run_proxy(endpoints: BusEndpoints, hwm: int = DEFAULT_HWM, context: zmq.Cont
     threads, and Python runs its handler only when the main thread executes
     Python code, never while it sits inside ``zmq.proxy``.
 
-    With ``curve`` the public endpoint (only that one: libzmq copies a socket's
-    security options into each listener when it binds) is a CURVE server whose
-    ZAP handler admits the keys of ``curve.client_keys``. Without it a public
-    endpoint off loopback is refused (ConfigError). Give each CURVE proxy of a
-    process its own ``context``: a context holds one ZAP handler.
+    With ``curve`` the public endpoint and the ingest endpoint (only those: libzmq
+    copies a socket's security options into each listener when it binds) are
+    CURVE servers whose ZAP handler admits the keys of ``curve.client_keys``.
+    Without it either endpoint off loopback is refused (ConfigError). Give each
+    CURVE proxy of a process its own ``context``: a context holds one ZAP handler.
     """
     check_public_endpoint(endpoints.public, curve)
+    check_public_endpoint(endpoints.ingest, curve, "bus.ingest")
     ctx = context or zmq.Context.instance()
     xsub = ctx.socket(zmq.XSUB)
     xpub = ctx.socket(zmq.XPUB)
@@ -83,15 +128,20 @@ def run_proxy(endpoints: BusEndpoints, hwm: int = DEFAULT_HWM, context: zmq.Cont
     xsub.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
     xpub.setsockopt(zmq.SNDHWM, hwm)
     xpub.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
+    for sock in (xsub, xpub):
+        set_link_options(sock)
     auth = None
     try:
         xsub.bind(endpoints.internal_pub)
         xpub.bind(endpoints.internal_sub)
         if curve is not None:
             auth = _start_authenticator(ctx, curve)
-            xpub.setsockopt(zmq.CURVE_SERVER, 1)
-            xpub.setsockopt(zmq.CURVE_SECRETKEY, curve.secret_key)
+            for sock in (xsub, xpub):
+                sock.setsockopt(zmq.CURVE_SERVER, 1)
+                sock.setsockopt(zmq.CURVE_SECRETKEY, curve.secret_key)
         xpub.bind(endpoints.public)
+        if endpoints.ingest:
+            xsub.bind(endpoints.ingest)
     except zmq.ZMQError:
         xsub.close(linger=0)
         xpub.close(linger=0)
@@ -147,7 +197,8 @@ class Publisher:
     """Sends registered topics; fills ``seq`` (per topic), ``t_publish`` and ``source``."""
 
     def __init__(self, endpoint: str, source: str, *, bind: bool = False,
-                 hwm: int = DEFAULT_HWM, context: zmq.Context | None = None) -> None:
+                 hwm: int = DEFAULT_HWM, context: zmq.Context | None = None,
+                 curve: CurveClient | None = None) -> None:
         if bind and not is_local_endpoint(endpoint):
             raise ConfigError(f"a publisher binds only where this machine alone can reach it, not {endpoint!r}: "
                               "use tcp://127.0.0.1:PORT (publishing to other machines goes through the "
@@ -156,6 +207,9 @@ class Publisher:
         self._socket = (context or zmq.Context.instance()).socket(zmq.PUB)
         self._socket.setsockopt(zmq.SNDHWM, hwm)
         self._socket.setsockopt(zmq.LINGER, 500)
+        set_link_options(self._socket)
+        if curve is not None:
+            set_curve_client(self._socket, curve)
         (self._socket.bind if bind else self._socket.connect)(endpoint)
         self._seq: dict[str, itertools.count] = {}
         self.sent: collections.Counter[str] = collections.Counter()
@@ -314,6 +368,7 @@ class Subscriber:
         sock.setsockopt(zmq.RCVHWM, self._hwm)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        set_link_options(sock)
         monitor = self._secure(sock) if self._curve is not None else None
         for prefix in self._prefixes:
             sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
@@ -339,9 +394,7 @@ class Subscriber:
 
     def _secure(self, sock: zmq.Socket) -> zmq.Socket:
         """Make ``sock`` a CURVE client; a monitor socket that reports its handshakes."""
-        sock.setsockopt(zmq.CURVE_SERVERKEY, self._curve.server_key)
-        sock.setsockopt(zmq.CURVE_PUBLICKEY, self._curve.public_key)
-        sock.setsockopt(zmq.CURVE_SECRETKEY, self._curve.secret_key)
+        set_curve_client(sock, self._curve)
         return sock.get_monitor_socket(HANDSHAKE_EVENTS)
 
     def _check_handshake(self, monitor: zmq.Socket) -> None:

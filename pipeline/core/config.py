@@ -61,6 +61,18 @@ class BusConfig:
     curve_clients: str = text("", "folder of the public keys (*.key) of the clients allowed on the public "
                                   "endpoint (`moodwire keys` writes DIR/clients); goes with curve_server_secret; "
                                   "read when the pipeline starts")
+    ingest: str = text("", "the bus host: where nodes of other hosts publish (an XSUB endpoint, e.g. "
+                           "tcp://0.0.0.0:5561); empty = none. Off loopback it needs the CURVE keys above, as "
+                           "bus.public does (docs/deployment.md)")
+    join: str = text("", "a joining host: the bus host's public endpoint (tcp://SERVER:5560); this host runs no "
+                         "bus and its nodes (manager.nodes) publish to the bus host's ingest endpoint and "
+                         "subscribe to its public one; capture times are put on the bus host's clock")
+    join_ingest: str = text("", "the bus host's ingest endpoint; empty = bus.join's host, port + 1")
+    server_key: str = text("", "a joining host: the bus host's CURVE public key file (server.key); required "
+                               "when bus.join is not on loopback")
+    client_secret: str = text("", "a joining host: this host's CURVE keypair file (NAME.key_secret, mode 0600), "
+                                  "whose public key is in the bus host's bus.curve_clients")
+    host: str = text("", "this host's name in system.health; empty = the machine's host name")
 
 
 @dataclass
@@ -89,6 +101,12 @@ class ManagerConfig:
     stable_after_s: float = number(30.0, 1.0, 3600.0, "uptime after which the backoff resets")
     health_hz: float = number(1.0, 0.1, 10.0, "rate of system.health")
     drain_s: float = number(1.0, 0.0, 60.0, "wait after all file sources end, before stopping")
+    nodes: str = text("", "comma-separated nodes of the process table to run on this host; empty = every node "
+                          "the config enables. Where sources run on another host, leave them out here")
+    host_timeout_s: float = number(3.0, 0.5, 60.0, "the bus host reports a joined host's nodes 'unreachable' "
+                                                   "after this long without its manager's report")
+    clock_probe_s: float = number(1.0, 0.1, 10.0, "a joined host measures its offset to the bus host's clock "
+                                                  "this often")
 
 
 @dataclass

@@ -78,12 +78,12 @@ def is_local_endpoint(endpoint: str) -> bool:
         return False
 
 
-def check_public_endpoint(endpoint: str, curve: CurveServer | None) -> None:
+def check_public_endpoint(endpoint: str, curve: CurveServer | None, setting: str = "bus.public") -> None:
     """Refuse to expose the bus beyond this machine without CURVE; ConfigError that names the fix."""
-    if curve is None and not is_local_endpoint(endpoint):
+    if curve is None and endpoint and not is_local_endpoint(endpoint):
         raise ConfigError(
-            f"bus.public = {endpoint!r} would be reachable from other machines, which needs CURVE keys: "
-            f"{KEYS_FIX}; or keep bus.public on loopback (tcp://127.0.0.1:PORT)")
+            f"{setting} = {endpoint!r} would be reachable from other machines, which needs CURVE keys: "
+            f"{KEYS_FIX}; or keep {setting} on loopback (tcp://127.0.0.1:PORT)")
 
 
 def server_curve(bus: BusConfig) -> CurveServer | None:
@@ -99,7 +99,24 @@ def server_curve(bus: BusConfig) -> CurveServer | None:
                                   "(server.key_secret)", secret=True)
         curve = CurveServer(secret, Path(clients_dir).expanduser(), load_client_keys(clients_dir))
     check_public_endpoint(bus.public, curve)
+    check_public_endpoint(bus.ingest, curve, "bus.ingest")
     return curve
+
+
+def joining_curve(bus: BusConfig) -> CurveClient | None:
+    """A joined host's CURVE client keys for the bus host's endpoints (None: the bus is on loopback, plain).
+
+    As for the bus host's endpoints, keys are required off loopback; ConfigError names what is missing.
+    """
+    if not bus.server_key and not bus.client_secret and is_local_endpoint(bus.join):
+        return None
+    missing = [name for name, value in (("bus.server_key", bus.server_key), ("bus.client_secret", bus.client_secret))
+               if not value]
+    if missing:
+        raise ConfigError(f"bus.join = {bus.join!r} is reached over the network, which needs CURVE keys: set "
+                          f"{' and '.join(missing)} (the bus host's server.key, and this host's NAME.key_secret "
+                          "from `moodwire keys DIR --client NAME` run on the bus host); docs/deployment.md")
+    return CurveClient.from_files(bus.server_key, bus.client_secret, "bus.server_key", "bus.client_secret")
 
 
 # ------------------------------------------------------------------ reading

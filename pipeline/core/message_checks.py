@@ -19,7 +19,7 @@ from moodwire.pipeline.core.messages import (AudioChunk, FaceTracks, Message, Sp
                                              VideoFrame, VoiceAffect, VoiceBaseline, VoiceFeatures)
 
 INT64_MAX = 2**63 - 1
-MAX_FUTURE_NS = 60 * 1_000_000_000  # t_capture further ahead of this host's monotonic clock is refused
+MAX_FUTURE_NS = 60 * 1_000_000_000  # t_capture further ahead of the pipeline's clock is refused
 MAX_FRAME = (upper_bound(SourcesConfig, "width"), upper_bound(SourcesConfig, "height"))  # largest video.frame
 AUDIO_RATES = (1000, 192_000)  # sample rates an audio message may declare
 MAX_UTTERANCE_S = 2 * upper_bound(VadConfig, "hard_max_s")  # audio of one utterance beyond this is refused
@@ -65,8 +65,9 @@ def _time_problem(msg: Message, now_ns: int) -> str:
         if t < 0:
             return f"{name} {t} is negative; capture times are time.monotonic_ns() of the sensor sample"
         if t - now_ns > MAX_FUTURE_NS:
-            return (f"{name} is {(t - now_ns) / 1e9:.0f} s ahead of this host's monotonic clock; capture times are "
-                    f"this host's time.monotonic_ns() (replay a recording without --keep-timestamps)")
+            return (f"{name} is {(t - now_ns) / 1e9:.0f} s ahead of the pipeline's clock; capture times are the bus "
+                    "host's time.monotonic_ns(), which a joined host's nodes follow (pipeline/core/clock.py); replay "
+                    "a recording without --keep-timestamps")
     return ""
 
 

@@ -330,6 +330,7 @@ class NodeStats(Message):
     rates_hz: dict[str, float] = field(default_factory=dict)
     malformed_inputs: int = 0
     last_error: str = ""
+    host: str = ""  # the host it runs on (bus.host)
 
 
 @dataclass(kw_only=True)
@@ -342,12 +343,43 @@ class NodeHealth:
     rate_hz: float
     outputs: list[str] = field(default_factory=list)
     last_error: str = ""
-    state: str = "running"
+    state: str = "running"  # also: starting, backoff, finished, stopped, stalled, unreachable (its host is)
+    host: str = ""
+
+
+@dataclass(kw_only=True)
+class HostHealth:
+    """One host of the run, as the bus host's manager sees it."""
+
+    name: str
+    bus: bool  # the host that runs the bus (its clock is the pipeline's clock)
+    reachable: bool
+    report_age_s: float = 0.0  # since its manager's latest system.host report (0 for the bus host)
+    clock_offset_ms: float = 0.0  # bus clock minus this host's monotonic clock
+    clock_uncertainty_ms: float = 0.0  # bound on the offset's error: half the probe's round trip, plus drift
 
 
 @dataclass(kw_only=True)
 class SystemHealth(Message):
-    """Published by the manager once a second."""
+    """Published once a second: by the bus host's manager as ``system.health`` (every node of every host),
+    by a joined host's manager as ``system.host`` (its own nodes and clock)."""
 
     nodes: list[NodeHealth] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    host: str = ""
+    hosts: list[HostHealth] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class ClockProbe(Message):
+    """An NTP-style probe between a joined host's manager and the bus host's (pipeline/runtime/clock_sync.py).
+
+    ``t_sent`` is on the asking host's own monotonic clock; ``t_received`` and ``t_replied`` (set in
+    the reply) on the bus host's.
+    """
+
+    host: str
+    reply: bool = False
+    t_sent: int = 0
+    t_received: int = 0
+    t_replied: int = 0

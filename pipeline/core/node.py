@@ -18,6 +18,7 @@ from typing import Iterable, Iterator, Protocol
 from moodwire.pipeline.core.bus import BusEndpoints, Publisher, Subscriber
 from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.core.keys import CurveClient
 from moodwire.pipeline.core.message_checks import problem
 from moodwire.pipeline.core.messages import Message, NodeStats
 from moodwire.pipeline.core.topics import get_topic
@@ -34,6 +35,8 @@ class NodeContext:
     outputs: tuple[str, ...]
     t0_ns: int  # the run's shared start time; file and synthetic sources pace from it
     stop: threading.Event
+    host: str = ""
+    curve: CurveClient | None = None  # a joined host's keys for the bus host's endpoints
 
     @classmethod
     def for_test(cls, name: str, config: Config, run_dir: str | Path,
@@ -88,9 +91,10 @@ class NodeIO:
 
     def __init__(self, ctx: NodeContext, inputs: Iterable[str] = ()) -> None:
         self._ctx = ctx
-        self.pub = Publisher(ctx.endpoints.internal_pub, ctx.name, hwm=ctx.config.bus.hwm)
+        self.pub = Publisher(ctx.endpoints.internal_pub, ctx.name, hwm=ctx.config.bus.hwm, curve=ctx.curve)
         inputs = tuple(inputs)
-        self.sub = Subscriber(ctx.endpoints.internal_sub, inputs, hwm=ctx.config.bus.hwm) if inputs else None
+        self.sub = (Subscriber(ctx.endpoints.internal_sub, inputs, hwm=ctx.config.bus.hwm, curve=ctx.curve)
+                    if inputs else None)
         self.last_error = ""
         self.refused = 0
         self._last_report = now_ns()
@@ -113,7 +117,7 @@ class NodeIO:
         malformed = self.refused + (self.sub.malformed if self.sub else 0)
         error = self.last_error or (self.sub.last_error if self.sub else "")
         stats = NodeStats(name=self._ctx.name, pid=os.getpid(), published=counts, rates_hz=rates,
-                          malformed_inputs=malformed, last_error=error, t_capture=now)
+                          malformed_inputs=malformed, last_error=error, t_capture=now, host=self._ctx.host)
         self.pub.send("system.node", stats)
         self._last_report, self._last_counts = now, counts
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, AudioChunk, FaceTracks, Message, NodeStats,
-                                             SpeechEvent, SystemHealth, TextAffect, Transcript, UtteranceAudio,
-                                             VideoFrame, VoiceAffect)
+from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, AudioChunk, ClockProbe, FaceTracks,
+                                             Message, NodeStats, SpeechEvent, SystemHealth, TextAffect, Transcript,
+                                             UtteranceAudio, VideoFrame, VoiceAffect)
 
 
 class Policy(enum.Enum):
@@ -77,6 +77,10 @@ TOPICS: dict[str, Topic] = {
               "per node: alive, restarts, output rate, last error"),
         Topic("system.node", NodeStats, 1.0, Policy.QUEUED,
               "each node's own report: messages published, rates, malformed inputs"),
+        Topic("system.host", SystemHealth, 1.0, Policy.QUEUED,
+              "a joined host's manager: its nodes and its clock offset; merged into system.health"),
+        Topic("system.clock", ClockProbe, 1.0, Policy.QUEUED,
+              "clock probes between a joined host's manager and the bus host's, and their replies"),
     )
 }
 

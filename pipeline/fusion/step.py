@@ -16,7 +16,9 @@ node is slow), "no face.tracks yet" (starting), "no camera"/"disabled" (config).
 whose video frame never reached fusion (a latest-only queue dropped it) is published on its own.
 
 No video at all (``sources.video = none``): there are no frames to be "per", so no
-``affect.frame`` is published; ``affect.utterance`` still is.
+``affect.frame`` is published; ``affect.utterance`` still is. Video configured but its source down
+or its host unreachable (``system.health``): frames with ``frame_index`` -1 go out at most once a
+frame period, stamped with the time they are made, the face missing and why (``_no_video_frame``).
 
 Utterances. One ``affect.utterance`` per utterance, when its end is known (speech.vad end, or the
 final audio piece, transcript or voice.affect) and its final transcript, voice.affect and
@@ -47,6 +49,7 @@ from moodwire.pipeline.fusion.state import FaceState, Liveness, SpeechState, Utt
 from moodwire.pipeline.fusion.utterance import Context, build_utterance
 
 NS = 1_000_000_000
+NO_VIDEO_FRAME = -1  # the frame_index of an affect.frame sent while the video source is down or unreachable
 MAX_PENDING = 64  # video frames waiting for their face.tracks (about 2 s at 30 fps)
 INPUTS = ("video.frame", "face.tracks", "speech.vad", "speech.audio", "speech.transcript", "voice.affect",
           "text.affect", "system.health")
@@ -95,6 +98,7 @@ class FusionStep:
         self.smoother = Smoother(self.config.smoothing_tau_s)
         self.pending: dict[int, _Pending] = {}  # by capture time, oldest first
         self.last_published = -1  # capture time of the newest affect.frame
+        self.last_no_video = 0  # when the newest frame without video went out (_no_video_frame)
         self.frame_period_ns = NS // 30
         self.watch = Stopwatch()  # milliseconds of the last affect.frame built
 
@@ -109,6 +113,7 @@ class FusionStep:
 
     def idle(self, now: int) -> Outputs:
         out = [self._publish_frame(p.frame_index, p.t_capture, now) for p in self._expired(now)]
+        out.extend(self._no_video_frame(now))
         out.extend(("affect.utterance", self._utterance(u, now)) for u in self._ready(now))
         self.speech.prune(now)
         return out
@@ -184,6 +189,24 @@ class FusionStep:
                  "text": self.speech.speakers.get(text.utterance_id) if text else None})
             frame = build_frame(inputs, self.model, self.smoother, self.clock)
         return "affect.frame", frame
+
+    def _no_video_frame(self, now: int) -> Outputs:
+        """While ``system.health`` says the video source is down or unreachable (not finished), the stream
+        goes on: a frame with ``frame_index`` -1, stamped now, at most one per frame period, whose face
+        reason says what is wrong; voice and text are used as they would be for a frame."""
+        down = self.live.node_down("video_source", now)
+        if "face" in self.absence.reasons or down in ("", "finished"):
+            return
+        latest = max(self.live.last.get("video.frame", 0), self.last_no_video)
+        if now - latest < self.frame_period_ns:
+            return
+        self.last_no_video = now
+        silent = self.live.silent_for("video.frame", now)
+        since = "" if silent is None else f" for {silent:.1f} s"
+        inputs = FrameInputs(NO_VIDEO_FRAME, now, {}, f"no video.frame{since}: video_source is {down}",
+                             self._speech_slot("voice", self.speech.voice, now, now),
+                             self._speech_slot("text", self.speech.text, now, now))
+        yield "affect.frame", build_frame(inputs, self.model, self.smoother, self.clock)
 
     def _faces_for(self, t_capture: int, now: int) -> tuple[dict[int, Estimate], str]:
         """The face estimates to use for a frame captured at ``t_capture``, or why there are none."""

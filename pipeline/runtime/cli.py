@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config key, e.g. --set sources.fps=25 (repeatable)")
     run.add_argument("--duration", type=float, help="stop after S seconds and exit 0")
     run.add_argument("--quiet", action="store_true", help="no live status line (fps, latency, faces, last words)")
+    run.add_argument("--nodes", help="run only these nodes on this host, comma-separated (= manager.nodes), "
+                                     "e.g. video_source,audio_source")
+    run.add_argument("--bus", metavar="tcp://HOST:PORT",
+                     help="join the bus of the pipeline on HOST (its bus.public; = bus.join) instead of running one")
+    run.add_argument("--server-key", help="with --bus: the bus host's server.key (= bus.server_key)")
+    run.add_argument("--client-key", help="with --bus: this host's NAME.key_secret (= bus.client_secret)")
     run.set_defaults(func=cmd_run)
 
     listen = sub.add_parser("listen", help="print messages under a topic prefix")
@@ -125,29 +131,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     from moodwire.pipeline.core.keys import server_curve
     from moodwire.pipeline.runtime.doctor import endpoint_problem
     from moodwire.pipeline.runtime.manager import Manager
+    from moodwire.pipeline.runtime.process_table import enabled_nodes
     from moodwire.pipeline.sources.resolve import resolve_sources, with_source_file
 
-    config = load_config(args.config, args.set)
+    config = load_config(args.config, [*args.set, *_run_settings(args)])
     if args.source:
         config = with_source_file(config, args.source)
-    config, notes = resolve_sources(config)
+    here = {spec.name for spec in enabled_nodes(config)}
+    config, notes = resolve_sources(config, frozenset(kind for kind in ("video", "audio") if f"{kind}_source" in here))
     for note in notes:
         print(note, file=sys.stderr)
-    server_curve(config.bus)  # before the port probe: an exposed endpoint without keys is the first thing to fix
-    problem = endpoint_problem(config.bus.public)
-    if problem:
-        raise ConfigError(f"{problem}; set bus.public to a free endpoint, e.g. --set bus.public=tcp://127.0.0.1:5570")
+    if not config.bus.join:
+        server_curve(config.bus)  # before the port probe: an exposed endpoint without keys is the first to fix
+        for setting, endpoint in (("bus.public", config.bus.public), ("bus.ingest", config.bus.ingest)):
+            problem = endpoint_problem(endpoint)
+            if problem:
+                raise ConfigError(f"{problem}; set {setting} to a free endpoint, e.g. "
+                                  f"--set {setting}=tcp://127.0.0.1:5570")
     manager = Manager(config, notes)
     stop_on_signals(manager.stopping)
     if args.quiet:
         return manager.run(args.duration)
     from moodwire.pipeline.runtime.status_line import StatusLine
 
-    status = StatusLine(manager.endpoints.internal_sub).start()
+    status = StatusLine(manager.endpoints.internal_sub, curve=manager.curve).start()
     try:
         return manager.run(args.duration)
     finally:
         status.stop()
+
+
+def _run_settings(args: argparse.Namespace) -> list[str]:
+    """``run``'s own options as the config keys they stand for."""
+    pairs = (("manager.nodes", args.nodes), ("bus.join", args.bus), ("bus.server_key", args.server_key),
+             ("bus.client_secret", args.client_key))
+    return [f"{key}={value}" for key, value in pairs if value is not None]
 
 
 # ------------------------------------------------------------------ listen

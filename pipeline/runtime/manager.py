@@ -24,12 +24,14 @@ import time
 from dataclasses import dataclass, field
 from typing import IO
 
-from moodwire.pipeline.core.bus import BusEndpoints, Publisher, Subscriber
-from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.bus import BusEndpoints, Publisher, Received, Subscriber, this_host
+from moodwire.pipeline.core.clock import OffsetFile, now_ns
 from moodwire.pipeline.core.config import Config, ManagerConfig
-from moodwire.pipeline.core.keys import server_curve
-from moodwire.pipeline.core.messages import NodeHealth, NodeStats, SystemHealth
+from moodwire.pipeline.core.keys import joining_curve, server_curve
+from moodwire.pipeline.core.messages import ClockProbe, HostHealth, NodeHealth, NodeStats, SystemHealth
 from moodwire.pipeline.core.paths import new_run_dir
+from moodwire.pipeline.runtime.clock_sync import ClockFollower, answer
+from moodwire.pipeline.runtime.hosts import JoinedHosts
 from moodwire.pipeline.runtime.node_main import RUN_FILE
 from moodwire.pipeline.runtime.prepare import prepare
 from moodwire.pipeline.runtime.process_table import NodeSpec, enabled_nodes
@@ -39,6 +41,9 @@ POLL_S = 0.05
 # A node reports ``system.node`` about once a second whenever its loop turns; a live process silent for this
 # long is stuck (stopped, deadlocked, or a step blocking). Four periods, so a slow decode is not flagged.
 STALLED_AFTER_S = 4.0
+CLOCK_FILE = "clock.offset"
+JOIN_PROBE_S = 0.2  # probe period while waiting for the bus host's first reply
+JOIN_REMIND_S = 5.0
 
 
 def next_backoff(previous_s: float, uptime_s: float, cfg: ManagerConfig) -> float:
@@ -69,37 +74,88 @@ class NodeProcess:
 
 
 class Manager:
+    """Supervises this host's nodes. On the bus host (no ``bus.join``) it also answers the joined hosts'
+    clock probes and merges their reports into ``system.health``; on a joined host it first puts the
+    host on the bus host's clock (pipeline/runtime/clock_sync.py), then reports as ``system.host``."""
+
     def __init__(self, config: Config, notes: list[str] | None = None, log: IO[str] | None = None) -> None:
-        server_curve(config.bus)  # a public endpoint off loopback without CURVE keys: refused before anything starts
+        self.joined = bool(config.bus.join)
+        # keys missing or bad (a public or ingest endpoint off loopback without CURVE; a joined host without
+        # its keys): refused before anything starts
+        self.curve = joining_curve(config.bus) if self.joined else None
+        if not self.joined:
+            server_curve(config.bus)
         self.config = config
+        self.host = this_host(config.bus)
         self.notes = list(notes or [])
         self.log = log or sys.stderr
-        self.run_dir = new_run_dir()
-        self.endpoints = BusEndpoints.in_dir(str(self.run_dir), config.bus.public)
         self.nodes = {spec.name: NodeProcess(spec) for spec in enabled_nodes(config)}
+        self.run_dir = new_run_dir()
+        self.endpoints = (BusEndpoints.joining(config.bus) if self.joined
+                          else BusEndpoints.in_dir(str(self.run_dir), config.bus.public, config.bus.ingest))
         self.stopping = threading.Event()
         self._stats: dict[str, NodeStats] = {}
         self._pub: Publisher | None = None
         self._sub: Subscriber | None = None
+        self.clock: ClockFollower | None = None
+        self.joined_hosts = JoinedHosts(config.manager.host_timeout_s)
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
         prepare(self.config)  # exports what the nodes will load, if missing: nodes never export
         run = {"config": self.config.to_dict(), "endpoints": dataclasses.asdict(self.endpoints),
-               "t0_ns": now_ns() + START_DELAY_NS, "manager_pid": os.getpid()}
+               "manager_pid": os.getpid(), "host": self.host}
+        if self.joined:
+            self._connect()  # before the nodes: they must start on the bus host's clock
+            run["clock_file"] = str(self.clock.offset_file.path)
+            if not self._wait_for_clock():
+                return
+        run["t0_ns"] = self._now_ns() + START_DELAY_NS
         (self.run_dir / RUN_FILE).write_text(json.dumps(run))
         for proc in self.nodes.values():
             self._spawn(proc)
-        self._pub = Publisher(self.endpoints.internal_pub, "manager", hwm=self.config.bus.hwm)
-        self._sub = Subscriber(self.endpoints.internal_sub, ["system.node"], hwm=self.config.bus.hwm)
+        if not self.joined:
+            self._connect()
+
+    def _connect(self) -> None:
+        topics = ["system.node", "system.clock"] + ([] if self.joined else ["system.host"])
+        self._pub = Publisher(self.endpoints.internal_pub, "manager", hwm=self.config.bus.hwm, curve=self.curve)
+        self._sub = Subscriber(self.endpoints.internal_sub, topics, hwm=self.config.bus.hwm, curve=self.curve)
+        if self.joined:
+            self.clock = ClockFollower(self.host, OffsetFile(self.run_dir / CLOCK_FILE, create=True))
+
+    def _wait_for_clock(self) -> bool:
+        """Probe the bus host until it answers (it may start later: a robot often boots first); False if
+        stopped first. Says every few seconds what it waits for, with the CURVE handshake's complaint."""
+        started = next_remind = time.monotonic()
+        while not self.stopping.is_set():
+            self._pub.send("system.clock", self.clock.probe())
+            if self.stopping.wait(JOIN_PROBE_S):
+                break
+            self._collect_stats()
+            if self.clock.synced:
+                est = self.clock.estimate()
+                print(f"moodwire: joined the bus at {self.config.bus.join} as host {self.host}; clock offset "
+                      f"{est.offset_ns / 1e9:+.6f} s ± {est.uncertainty_ns / 1e6:.2f} ms", file=self.log)
+                return True
+            if time.monotonic() >= next_remind:
+                why = self._sub.handshake_error or "no reply yet: is `moodwire run` with bus.ingest running there?"
+                print(f"moodwire: waiting {time.monotonic() - started:.0f} s for the bus host at "
+                      f"{self.config.bus.join} (ingest {self.endpoints.internal_pub}): {why}", file=self.log)
+                next_remind += JOIN_REMIND_S
+        return False
+
+    def _now_ns(self) -> int:
+        """Now on the pipeline's clock: the bus host's."""
+        return self.clock.bus_ns() if self.clock is not None else now_ns()
 
     def run(self, duration_s: float | None = None) -> int:
         """Run until stopped, ``duration_s`` passes, or every file source has finished."""
         try:
             self.start()  # inside: a failed prepare step still removes the run dir
             deadline = None if duration_s is None else time.monotonic() + duration_s
-            next_health = time.monotonic()
+            next_health = next_probe = time.monotonic()
             sources_done_at: float | None = None
             while not self.stopping.wait(POLL_S):
                 now = time.monotonic()
@@ -110,6 +166,9 @@ class Manager:
                 if now >= next_health:
                     self.publish_health()
                     next_health = now + 1.0 / self.config.manager.health_hz
+                if self.clock is not None and now >= next_probe:
+                    self._pub.send("system.clock", self.clock.probe())
+                    next_probe = now + self.config.manager.clock_probe_s
                 if sources_done_at is None and self._sources_finished():
                     sources_done_at = now
                     print("moodwire: all sources finished; stopping", file=self.log)
@@ -197,15 +256,41 @@ class Manager:
     def _collect_stats(self) -> None:
         while self._sub and (got := self._sub.recv(timeout=0)) is not None:
             if isinstance(got.msg, NodeStats):
-                self._stats[got.msg.name] = got.msg
-                proc = self.nodes.get(got.msg.name)
-                if proc is not None and proc.popen is not None and proc.popen.pid == got.msg.pid:
-                    proc.reported_at = time.monotonic()
+                self._on_stats(got.msg)
+            elif isinstance(got.msg, ClockProbe):
+                self._on_clock(got)
+            elif isinstance(got.msg, SystemHealth) and got.topic == "system.host" and got.msg.host != self.host:
+                self.joined_hosts.on_report(got.msg, time.monotonic())
+
+    def _on_stats(self, stats: NodeStats) -> None:
+        if stats.host not in ("", self.host):
+            return  # another host's node: its own manager supervises it
+        self._stats[stats.name] = stats
+        proc = self.nodes.get(stats.name)
+        if proc is not None and proc.popen is not None and proc.popen.pid == stats.pid:
+            proc.reported_at = time.monotonic()
+
+    def _on_clock(self, got: Received) -> None:
+        if self.clock is not None:
+            self.clock.on_reply(got.msg, got.t_receive)
+        elif not got.msg.reply:
+            self._pub.send("system.clock", answer(got.msg, got.t_receive, now_ns()))
 
     def health(self) -> SystemHealth:
         now = time.monotonic()
         nodes = [self._node_health(name, proc, now) for name, proc in self.nodes.items()]
-        return SystemHealth(nodes=nodes, notes=self.notes, t_capture=now_ns())
+        hosts = [self._own_host()]
+        if not self.joined:
+            nodes += self.joined_hosts.nodes(now)
+            hosts += self.joined_hosts.hosts(now)
+        return SystemHealth(nodes=nodes, notes=self.notes, t_capture=self._now_ns(), host=self.host, hosts=hosts)
+
+    def _own_host(self) -> HostHealth:
+        if self.clock is None:
+            return HostHealth(name=self.host, bus=True, reachable=True)
+        est = self.clock.estimate()
+        return HostHealth(name=self.host, bus=False, reachable=True, clock_offset_ms=est.offset_ns / 1e6,
+                          clock_uncertainty_ms=est.uncertainty_ns / 1e6)
 
     def _node_health(self, name: str, proc: NodeProcess, now: float) -> NodeHealth:
         """One node's entry: a live process silent for STALLED_AFTER_S is 'stalled' with rate 0; the
@@ -219,10 +304,10 @@ class Manager:
             name=name, alive=proc.alive, pid=proc.popen.pid if proc.popen else 0,
             restarts=proc.restarts, uptime_s=now - proc.started_at if proc.alive else 0.0,
             rate_hz=sum(stats.rates_hz.values()) if fresh and not stalled else 0.0,
-            outputs=list(proc.spec.outputs), state="stalled" if stalled else proc.state,
+            outputs=list(proc.spec.outputs), state="stalled" if stalled else proc.state, host=self.host,
             last_error=f"stalled: no system.node report for {silent_s:.1f} s" if stalled else error,
         )
 
     def publish_health(self) -> None:
         if self._pub:
-            self._pub.send("system.health", self.health())
+            self._pub.send("system.host" if self.joined else "system.health", self.health())

@@ -1,7 +1,8 @@
 """Entry point of one node process: ``python -m moodwire.pipeline.runtime.node_main NAME RUN_DIR``.
 
 The manager writes ``RUN_DIR/run.json`` (resolved config, endpoints, start
-time) before starting any node. The node dies with the manager
+time, host name and, on a joined host, the clock offset file) before starting
+any node. The node dies with the manager
 (PR_SET_PDEATHSIG), so a killed manager leaves no orphans.
 """
 
@@ -17,7 +18,9 @@ import threading
 from pathlib import Path
 
 from moodwire.pipeline.core.bus import BusEndpoints
+from moodwire.pipeline.core.clock import follow_offset_file
 from moodwire.pipeline.core.config import from_dict
+from moodwire.pipeline.core.keys import joining_curve
 from moodwire.pipeline.core.node import NodeContext
 from moodwire.pipeline.core.signals import stop_on_signals
 from moodwire.pipeline.runtime.process_table import get_node
@@ -41,13 +44,16 @@ def read_run_file(run_dir: Path) -> dict:
 
 
 def context_from_run(name: str, run: dict) -> NodeContext:
+    config = from_dict(run["config"])
     return NodeContext(
         name=name,
-        config=from_dict(run["config"]),
+        config=config,
         endpoints=BusEndpoints(**run["endpoints"]),
         outputs=get_node(name).all_outputs,
         t0_ns=run["t0_ns"],
         stop=threading.Event(),
+        host=run.get("host", ""),
+        curve=joining_curve(config.bus) if config.bus.join else None,
     )
 
 
@@ -55,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     name, run_dir = (argv or sys.argv[1:])[:2]
     run = read_run_file(Path(run_dir))
     die_with_parent(run["manager_pid"])
+    if run.get("clock_file"):  # a joined host: every time this node makes is on the bus host's clock
+        follow_offset_file(run["clock_file"])
     ctx = context_from_run(name, run)
     stop_on_signals(ctx.stop)
     module = importlib.import_module(get_node(name).module)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.core.config import Config, ConfigError
 
 REPORT_TOPIC = "system.node"
 
@@ -67,4 +67,26 @@ def get_node(name: str) -> NodeSpec:
 
 
 def enabled_nodes(config: Config) -> list[NodeSpec]:
-    return [spec for spec in PROCESS_TABLE if spec.enabled(config)]
+    """The nodes this host runs: those the config enables, of ``manager.nodes`` where that is set."""
+    chosen = selected_names(config)
+    return [spec for spec in PROCESS_TABLE if spec.enabled(config) and (chosen is None or spec.name in chosen)]
+
+
+def selected_names(config: Config) -> set[str] | None:
+    """``manager.nodes`` as names, checked (None: all); ConfigError naming an unknown node or a misplaced bus."""
+    names = {n.strip() for n in config.manager.nodes.split(",") if n.strip()}
+    known = {spec.name for spec in PROCESS_TABLE}
+    if names - known:
+        raise ConfigError(f"manager.nodes names {', '.join(sorted(names - known))}, not in the process table; "
+                          f"known: {', '.join(spec.name for spec in PROCESS_TABLE)}")
+    joined = bool(config.bus.join)
+    if joined and "bus" in names:
+        raise ConfigError("manager.nodes has bus, but bus.join is set: the bus runs on the host that is joined; "
+                          "leave bus out here")
+    if names and not joined and "bus" not in names:
+        raise ConfigError("manager.nodes leaves out bus, and bus.join is not set: the nodes would have no bus; "
+                          "add bus, or join another host's bus with --bus tcp://HOST:PORT")
+    if joined and not names:
+        raise ConfigError("bus.join is set but manager.nodes is not: name the nodes this host runs, e.g. "
+                          "--nodes video_source,audio_source")
+    return names or None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from moodwire.pipeline.core.affect import top_label
+from moodwire.pipeline.core.keys import CurveClient
 from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance, SystemHealth
 
 TTY_INTERVAL_S = 1.0
@@ -73,8 +74,8 @@ def utterance_summary(utt: AffectUtterance, width: int = 40) -> str:
 class StatusLine:
     """A daemon thread printing the status of the stream on ``endpoint`` until ``stop``."""
 
-    def __init__(self, endpoint: str, out: TextIO = sys.stderr) -> None:
-        self.endpoint, self.out = endpoint, out
+    def __init__(self, endpoint: str, out: TextIO = sys.stderr, curve: CurveClient | None = None) -> None:
+        self.endpoint, self.out, self.curve = endpoint, out, curve
         self.tty = out.isatty()
         self.interval_s = TTY_INTERVAL_S if self.tty else LOG_INTERVAL_S
         self._stop = threading.Event()
@@ -96,7 +97,7 @@ class StatusLine:
         from moodwire.pipeline.core.bus import Subscriber
 
         counts = StatusCounts(self.interval_s)
-        with Subscriber(self.endpoint, TOPICS, queue_everything=True) as sub:
+        with Subscriber(self.endpoint, TOPICS, queue_everything=True, curve=self.curve) as sub:
             next_line = time.monotonic() + self.interval_s
             while not self._stop.is_set():
                 got = sub.recv(timeout=min(0.2, max(0.0, next_line - time.monotonic())))

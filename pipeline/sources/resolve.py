@@ -26,10 +26,11 @@ def with_source_file(config: Config, path: str) -> Config:
     return dataclasses.replace(config, sources=sources)
 
 
-def resolve_sources(config: Config) -> tuple[Config, list[str]]:
-    """(config with usable sources, one-line notes for the user)."""
+def resolve_sources(config: Config, here: frozenset[str] = frozenset({"video", "audio"})) -> tuple[Config, list[str]]:
+    """(config with usable sources, one-line notes for the user). Only the kinds in ``here`` (video, audio)
+    have their source node on this host: the devices of the others are another host's, not probed here."""
     src = config.sources
-    missing = _missing_devices(config)
+    missing = _missing_devices(config, here)
     notes: list[str] = []
     if missing:
         if src.fallback == "none":
@@ -42,18 +43,18 @@ def resolve_sources(config: Config) -> tuple[Config, list[str]]:
     return dataclasses.replace(config, sources=src), notes
 
 
-def _missing_devices(config: Config) -> dict[str, str]:
+def _missing_devices(config: Config, here: frozenset[str]) -> dict[str, str]:
     from moodwire.pipeline.sources.microphone import check_microphone
     from moodwire.pipeline.sources.webcam import open_camera
 
     src = config.sources
     missing = {}
-    if src.video == "webcam":
+    if src.video == "webcam" and "video" in here:
         try:
             open_camera(src.camera, src.width, src.height, src.fps).release()
         except SourceUnavailable as exc:
             missing["video"] = str(exc)
-    if src.audio == "mic":
+    if src.audio == "mic" and "audio" in here:
         try:
             check_microphone(src.mic)
         except SourceUnavailable as exc:
