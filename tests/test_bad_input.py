@@ -28,10 +28,10 @@ from moodwire.pipeline.core.audio import AUDIO_RATE
 from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.labels import LABELS
 from moodwire.pipeline.core.message_checks import problem
-from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, AudioChunk, FaceTrack, FaceTracks, HeadPose,
-                                             Message, ModalityInput, NodeHealth, NodeStats, PersonAffect, SpeechEvent,
-                                             SystemHealth, TextAffect, Transcript, UtteranceAudio, VideoFrame,
-                                             VoiceAffect, VoiceFeatures, Word)
+from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, AudioChunk, ClockProbe, FaceTrack,
+                                             FaceTracks, HeadPose, Message, ModalityInput, NodeHealth, NodeStats,
+                                             PersonAffect, SpeechEvent, SystemHealth, TextAffect, Transcript,
+                                             UtteranceAudio, VideoFrame, VoiceAffect, VoiceFeatures, Word)
 from moodwire.pipeline.core.node import BadInput, handle
 from moodwire.pipeline.core.topics import TOPICS
 from moodwire.pipeline.core.wire import WireError, decode, encode
@@ -93,6 +93,9 @@ def good(topic: str, t: int | None = None) -> Message:
         "system.health": lambda: SystemHealth(nodes=[NodeHealth(name="face", alive=True, pid=3, restarts=0,
                                                                 uptime_s=1.0, rate_hz=30.0)]),
         "system.node": lambda: NodeStats(name="face", pid=3, published={"face.tracks": 3}, rates_hz={"x": 1.0}),
+        "system.host": lambda: SystemHealth(host="robot", nodes=[NodeHealth(name="video_source", alive=True, pid=3,
+                                                                            restarts=0, uptime_s=1.0, rate_hz=30.0)]),
+        "system.clock": lambda: ClockProbe(host="robot", reply=True, t_sent=5, t_received=7, t_replied=8),
     }
     msg = messages[topic]()
     msg.t_capture = t

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +138,15 @@ def test_joining_over_the_network_needs_keys(tmp_path):
                                      f"bus.client_secret={made.client_public}"])
     with pytest.raises(ConfigError, match="bus.client_secret"):
         joining_curve(swapped.bus)
+
+
+def test_the_deployment_examples_split_the_pipeline_between_robot_and_server():
+    folder = Path(__file__).parent.parent / "examples" / "deployment"
+    server, robot = (load_config(folder / f"{side}.toml") for side in ("server", "robot"))
+    on_server, on_robot = ({s.name for s in enabled_nodes(c)} for c in (server, robot))
+    assert not on_server & on_robot
+    assert on_server | on_robot == {s.name for s in enabled_nodes(load_config())}
+    assert BusEndpoints.joining(robot.bus).internal_pub.endswith(server.bus.ingest.rsplit(":", 1)[1])
+    for side in ("server", "robot"):
+        unit = (folder / f"moodwire-{side}.service").read_text()
+        assert f"--config /etc/moodwire/{side}.toml" in unit and "KillSignal=SIGINT" in unit

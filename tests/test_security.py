@@ -46,8 +46,8 @@ def start_proxy(tmp_path, endpoint):
     """start(curve) -> BusEndpoints: the real proxy in a thread, public on 127.0.0.1, internal on ipc."""
     running: list[tuple[threading.Thread, threading.Event, zmq.Context]] = []
 
-    def start(curve: CurveServer | None = None) -> BusEndpoints:
-        endpoints = BusEndpoints.in_dir(str(tmp_path), endpoint)
+    def start(curve: CurveServer | None = None, ingest: str = "") -> BusEndpoints:
+        endpoints = BusEndpoints.in_dir(str(tmp_path), endpoint, ingest)
         ctx, stop = zmq.Context(), threading.Event()
         thread = threading.Thread(target=run_proxy, args=(endpoints,),
                                   kwargs={"context": ctx, "stop": stop, "curve": curve}, daemon=True)
@@ -407,3 +407,39 @@ def test_subscriber_drops_an_oversized_frame_itself(endpoint):
         sub.close()
         events.close(linger=0)
         rogue.close(linger=0)
+
+
+def test_the_ingest_endpoint_admits_only_the_publishers_keys(start_proxy, tmp_path):
+    """Nodes of a joined host publish through bus.ingest; a key that may only listen cannot publish there."""
+    keys = make_keys(tmp_path / "keys", client="listener")
+    robot = make_keys(tmp_path / "keys", client="robot")
+    publishers = tmp_path / "publishers"
+    publishers.mkdir()
+    (publishers / "robot.key").write_bytes(robot.client_public.read_bytes())
+    config = BusConfig(curve_server_secret=str(keys.server_secret), curve_clients=str(keys.client_public.parent),
+                       curve_publishers=str(publishers))
+    curve = server_curve(config)
+    assert curve.publisher_keys < curve.client_keys
+    endpoints = start_proxy(curve, ingest=f"tcp://127.0.0.1:{free_port()}")
+    listener_keys = CurveClient.from_files(keys.server_public, keys.client_secret)
+    robot_keys = CurveClient.from_files(keys.server_public, robot.client_secret)
+    with Subscriber(endpoints.public, ["audio."], curve=listener_keys) as sub:
+        intruder = Publisher(endpoints.ingest, "intruder", curve=listener_keys)
+        allowed = Publisher(endpoints.ingest, "robot", curve=robot_keys)
+        try:
+            deadline, got = time.monotonic() + 10, None
+            while got is None and time.monotonic() < deadline:
+                intruder.send("audio.chunk", chunk(1))
+                allowed.send("audio.chunk", chunk(2))
+                got = sub.recv(0.1)
+            assert got is not None and got.msg.source == "robot"
+            for i in range(20):
+                intruder.send("audio.chunk", chunk(1))
+            time.sleep(0.5)
+            sources = set()
+            while (more := sub.recv(0.1)) is not None:
+                sources.add(more.msg.source)
+            assert "intruder" not in sources
+        finally:
+            intruder.close()
+            allowed.close()

@@ -55,6 +55,7 @@ HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_N
 # ZeroMQ's own link keeping, on every socket: a heartbeat each second, a peer silent for 3 s is dropped
 # (its queued messages with it, so no stale burst follows a cut), and a dropped connection is retried
 # every 0.2 s, backing off to 2 s. On ipc within one host they cost nothing and never fire.
+INGEST_DOMAIN = "ingest"  # the ZAP domain of the ingest endpoint: publishers are admitted by their own list
 LINK_OPTIONS = ((zmq.HEARTBEAT_IVL, 1000), (zmq.HEARTBEAT_TIMEOUT, 3000), (zmq.HEARTBEAT_TTL, 3000),
                 (zmq.RECONNECT_IVL, 200), (zmq.RECONNECT_IVL_MAX, 2000))
 
@@ -115,7 +116,8 @@ def run_proxy(endpoints: BusEndpoints, hwm: int = DEFAULT_HWM, context: zmq.Cont
 
     With ``curve`` the public endpoint and the ingest endpoint (only those: libzmq
     copies a socket's security options into each listener when it binds) are
-    CURVE servers whose ZAP handler admits the keys of ``curve.client_keys``.
+    CURVE servers whose ZAP handler admits the keys of ``curve.client_keys`` at
+    the public endpoint and of ``curve.publisher_keys`` at the ingest endpoint.
     Without it either endpoint off loopback is refused (ConfigError). Give each
     CURVE proxy of a process its own ``context``: a context holds one ZAP handler.
     """
@@ -139,6 +141,7 @@ def run_proxy(endpoints: BusEndpoints, hwm: int = DEFAULT_HWM, context: zmq.Cont
             for sock in (xsub, xpub):
                 sock.setsockopt(zmq.CURVE_SERVER, 1)
                 sock.setsockopt(zmq.CURVE_SECRETKEY, curve.secret_key)
+            xsub.setsockopt(zmq.ZAP_DOMAIN, INGEST_DOMAIN.encode())  # its own allow-list
         xpub.bind(endpoints.public)
         if endpoints.ingest:
             xsub.bind(endpoints.ingest)
@@ -190,6 +193,7 @@ def _start_authenticator(ctx: zmq.Context, curve: CurveServer) -> Any:
     auth = ThreadAuthenticator(ctx)
     auth.start()
     auth.configure_curve_callback("*", _AllowedKeys(curve.client_keys))
+    auth.configure_curve_callback(INGEST_DOMAIN, _AllowedKeys(curve.publisher_keys))
     return auth
 
 

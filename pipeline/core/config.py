@@ -61,6 +61,9 @@ class BusConfig:
     curve_clients: str = text("", "folder of the public keys (*.key) of the clients allowed on the public "
                                   "endpoint (`moodwire keys` writes DIR/clients); goes with curve_server_secret; "
                                   "read when the pipeline starts")
+    curve_publishers: str = text("", "folder of the public keys (*.key) allowed to publish through bus.ingest; "
+                                     "empty = those of curve_clients. Set it so that a key given to a client "
+                                     "that only listens cannot publish (docs/deployment.md)")
     ingest: str = text("", "the bus host: where nodes of other hosts publish (an XSUB endpoint, e.g. "
                            "tcp://0.0.0.0:5561); empty = none. Off loopback it needs the CURVE keys above, as "
                            "bus.public does (docs/deployment.md)")

@@ -39,6 +39,7 @@ class CurveServer:
     secret_key: bytes          # z85, 40 bytes
     clients_dir: Path          # folder of authorised clients' ``*.key`` files
     client_keys: frozenset[bytes]  # their z85 public keys, as loaded at start
+    publisher_keys: frozenset[bytes] = frozenset()  # keys allowed to publish through bus.ingest
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,10 @@ def server_curve(bus: BusConfig) -> CurveServer | None:
     if secret_file:
         _, secret = read_key_file(secret_file, "bus.curve_server_secret", "the server's secret key "
                                   "(server.key_secret)", secret=True)
-        curve = CurveServer(secret, Path(clients_dir).expanduser(), load_client_keys(clients_dir))
+        clients = load_client_keys(clients_dir)
+        publishers = (load_client_keys(bus.curve_publishers, "bus.curve_publishers") if bus.curve_publishers
+                      else clients)
+        curve = CurveServer(secret, Path(clients_dir).expanduser(), clients, publishers)
     check_public_endpoint(bus.public, curve)
     check_public_endpoint(bus.ingest, curve, "bus.ingest")
     return curve
