@@ -155,7 +155,8 @@ class Deployment:
         return self.folder / "keys"
 
     @classmethod
-    def start(cls, hosts: TwoHosts, folder: Path, env: dict, server_args: tuple[str, ...] = ()) -> "Deployment":
+    def start(cls, hosts: TwoHosts, folder: Path, env: dict, one_host: bool = False) -> "Deployment":
+        """Server and robot; or, with ``one_host``, the same nodes all on the server, as a baseline."""
         from moodwire.pipeline.core.keys import make_keys
 
         for client in ("robot", "tester"):
@@ -164,15 +165,17 @@ class Deployment:
         run.health = run.listen("server", "system.health")
         run.stream = run.listen("server", "a")  # affect.frame, affect.utterance, audio.chunk
         keys = run.keys
-        run.spawn("server", ["run", "--quiet", "--nodes", SERVER_NODES, "--set", "nodes.asr=false", "--set",
+        sources = ["--set", "sources.video=sample", "--set", "sources.audio=sample"]
+        nodes = f"{SERVER_NODES},{ROBOT_NODES}" if one_host else SERVER_NODES
+        run.spawn("server", ["run", "--quiet", "--nodes", nodes, "--set", "nodes.asr=false", "--set",
                              "nodes.text=false", "--set", f"bus.public={PUBLIC}", "--set", f"bus.ingest={INGEST}",
                              "--set", f"bus.curve_server_secret={keys / 'server.key_secret'}",
                              "--set", f"bus.curve_clients={keys / 'clients'}", "--set", "bus.host=server",
-                             *server_args])
-        run.spawn("robot", ["run", "--quiet", "--nodes", ROBOT_NODES, "--bus", PUBLIC,
-                            "--server-key", str(keys / "server.key"), "--client-key", str(keys / "robot.key_secret"),
-                            "--set", "bus.host=robot", "--set", "sources.video=sample",
-                            "--set", "sources.audio=sample"])
+                             *(sources if one_host else [])])
+        if not one_host:
+            run.spawn("robot", ["run", "--quiet", "--nodes", ROBOT_NODES, "--bus", PUBLIC, "--server-key",
+                                str(keys / "server.key"), "--client-key", str(keys / "robot.key_secret"),
+                                "--set", "bus.host=robot", *sources])
         return run
 
     def spawn(self, side: str, args: list[str]) -> subprocess.Popen:
