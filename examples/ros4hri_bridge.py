@@ -95,7 +95,7 @@ def run(args: argparse.Namespace, sink: Sink) -> int:
     mapper = Ros4hriMapper(Ros4hriIds(args.id_prefix), frame_id=args.frame_id)
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     mapped = 0
-    with moodwire.subscribe(TOPICS, args.endpoint, curve=moodwire.curve_from_args(args)) as stream:
+    with moodwire.subscribe(TOPICS, args.endpoint, curve=moodwire.curve_from_args(args), stream=args.stream) as stream:
         print(f"ros4hri_bridge: {', '.join(TOPICS)} from {args.endpoint}", file=sys.stderr, flush=True)
         try:
             while (args.count is None or mapped < args.count) and (deadline is None or time.monotonic() < deadline):
@@ -123,6 +123,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     moodwire.add_key_options(ap)
     ap.add_argument("--dry-run", action="store_true", help="print the ROS messages as JSON lines instead")
     ap.add_argument("--id-prefix", default="mw_", help="prefix of the ROS4HRI face and voice ids (default %(default)s)")
+    ap.add_argument("--stream", help="only this moodwire stream (a camera's sources.stream); default: every stream")
     ap.add_argument("--frame-id", default="", help="header.frame_id of every message (default: empty)")
     ap.add_argument("--count", type=int, help="stop after N moodwire messages")
     ap.add_argument("--seconds", type=float, help="stop after S seconds")

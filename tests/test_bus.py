@@ -196,3 +196,32 @@ def _next_report(sub, name: str, timeout: float = 10.0):
         if got and isinstance(got.msg, NodeStats) and got.msg.name == name:
             return got.msg
     raise AssertionError(f"no system.node report from {name}")
+
+
+def test_each_stream_has_its_own_latest_frame_and_a_subscriber_can_take_one_stream(bus):
+    pub = Publisher(bus.internal_pub, "test")
+    every = Subscriber(bus.internal_sub, ["video.", "system.node"])
+    cam2 = Subscriber(bus.internal_sub, ["video.frame", "system.node"], stream="cam2")
+    default = Subscriber(bus.internal_sub, ["video.", "system.node"], stream="")
+    try:
+        for sub in (every, cam2, default):
+            settle(sub, pub)
+        time.sleep(0.3)
+        for sub in (every, cam2, default):  # the probes of the others' settling
+            while sub.recv(0.1) is not None:
+                pass
+        for i in range(20):
+            for stream in ("", "cam2", "cam20"):
+                pub.send(f"video.frame@{stream}" if stream else "video.frame", frame(i))
+        pub.send("system.node", _probe())  # about no stream: every subscriber gets it
+        time.sleep(0.5)
+        newest = {got.topic: got for got in iter(lambda: every.recv(0.3), None)}
+        assert {t: g.msg.frame_index for t, g in newest.items() if g.name == "video.frame"} == {
+            "video.frame": 19, "video.frame@cam2": 19, "video.frame@cam20": 19}  # one latest slot per stream
+        assert newest["video.frame@cam2"].stream == "cam2" and newest["video.frame"].stream == ""
+        assert sorted((g.topic, g.msg.frame_index if g.name == "video.frame" else None)
+                      for g in iter(lambda: cam2.recv(0.3), None)) == [("system.node", None), ("video.frame@cam2", 19)]
+        assert sorted(g.topic for g in iter(lambda: default.recv(0.3), None)) == ["system.node", "video.frame"]
+    finally:
+        for sock in (every, cam2, default, pub):
+            sock.close()

@@ -647,3 +647,29 @@ def test_no_frames_without_video_once_the_video_source_has_finished(model):
     events = stream(30) + [(t_frame(30) + k * NS, "system.health", video_source_health("finished")) for k in range(3)]
     sim = make_sim(model).run(events, until=t_frame(30) + 3 * NS)
     assert [f.frame_index for f in sim.frames()] == list(range(30))
+
+
+def test_each_stream_has_its_own_fusion_state_and_the_models_are_shared(model):
+    from moodwire.pipeline.core.streams import PerStream
+
+    first = FusionStep(model, FusionConfig(), None, Clock())
+    per = PerStream(first)
+    out: list[tuple[str, Message]] = []
+    for i in range(10):
+        for stream, probs in (("cam1", HAPPY), ("cam2", SAD)):
+            first.clock.now = t_frame(i) + FACE_DELAY
+            out += per.process(f"video.frame@{stream}", video(i))
+            out += per.process(f"face.tracks@{stream}", tracks(i, [face(probs=probs)]))
+    assert per.steps["cam1"] is first and per.steps["cam2"] is not first
+    assert per.steps["cam2"].model is first.model
+    frames = {topic: [m for t, m in out if t == topic] for topic in ("affect.frame@cam1", "affect.frame@cam2")}
+    assert [f.frame_index for f in frames["affect.frame@cam1"]] == list(range(10))
+    assert [f.frame_index for f in frames["affect.frame@cam2"]] == list(range(10))  # not "older than published"
+    top = {topic: LABELS[int(np.argmax(fs[-1].persons[0].probs))] for topic, fs in frames.items()}
+    assert top == {"affect.frame@cam1": "happy", "affect.frame@cam2": "sad"}
+    first.clock.now = t_frame(10) + NS
+    health = SystemHealth(nodes=[*video_source_health("unreachable").nodes[:1]])
+    health.nodes[0].stream = "cam2"  # only cam2's camera is gone
+    per.process("system.health", health)
+    later = per.idle(t_frame(10) + 2 * NS)
+    assert [t for t, m in later if t.startswith("affect.frame") and m.frame_index == -1] == ["affect.frame@cam2"]

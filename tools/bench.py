@@ -67,6 +67,7 @@ from .harness.stats import cpu_share, index_gaps, ratio, seq_gaps, summary
 from .media.speech_clip import FPS, LEAD_S
 
 FULL_S, QUICK_S = 30.0, 8.0  # quick: 8 s holds at least one sentence's end (they come every 7.5 s)
+STREAMS_S = 15.0  # --streams: each number of cameras, measured this long
 WARMUP_S = 2.0
 TAIL_S = 10.0  # longest wait after the window for its utterances' results (ASR is slow on a loaded machine)
 GRACE_S = 90.0
@@ -523,7 +524,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for the pipeline run (repeatable)")
+    parser.add_argument("--streams", type=int, default=None, metavar="N",
+                        help="instead: 1 to N 640x480 30 fps cameras into one server (tools/bench_streams.py)")
     args = parser.parse_args(argv)
+    if args.streams is not None and args.streams < 1:
+        parser.error(f"--streams must be at least 1, got {args.streams}")
     if args.seconds is not None and args.seconds <= 0:
         parser.error(f"--seconds must be positive, got {args.seconds}")
     return args
@@ -542,6 +547,8 @@ def run_peers(args: argparse.Namespace, mkv: Path, wav: Path, seconds: float) ->
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.streams is not None:
+        return main_streams(args)
     seconds, host, command, wav, mkv, clip_s = prepare(args, QUICK_S, FULL_S)
     pipe = run_pipeline(mkv, args.set, seconds, clip_s)
     if not pipe["nodes"]:
@@ -554,6 +561,19 @@ def main(argv: list[str] | None = None) -> int:
     result = {"tool": "bench", "command": command, "machine": host, "clip": mkv.name, "clip_s": round(clip_s, 1),
               "window_s": seconds, "pipeline": pipe, "peers": peers, "comparison": rows, "ratios": ratio_rows}
     emit_result(result, args.json)
+    return 0
+
+
+def main_streams(args: argparse.Namespace) -> int:
+    from moodwire.tools.bench_streams import measure, table
+    from moodwire.tools.harness.machine import announce
+
+    host, command = announce()
+    seconds = args.seconds or (QUICK_S if args.quick else STREAMS_S)
+    rows = measure(args.streams, seconds)
+    print(table(rows))
+    emit_result({"tool": "bench", "command": command, "machine": host, "window_s": seconds, "streams": rows},
+                args.json)
     return 0
 
 

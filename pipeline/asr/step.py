@@ -152,6 +152,10 @@ class AsrStep:
         self._open: dict[int, _Utterance] = {}
         self._closed: collections.deque[int] = collections.deque(maxlen=64)  # late pieces of these are dropped
 
+    def fresh(self) -> "AsrStep":
+        """For another stream: the same transcriber, no open utterances."""
+        return AsrStep(self.transcriber, self.model_name, self.settings, self.clock)
+
     def process(self, topic: str, msg: Message) -> Outputs:
         _check(topic, msg)
         if msg.utterance_id in self._closed:

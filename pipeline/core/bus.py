@@ -36,7 +36,7 @@ from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.config import BusConfig, ConfigError
 from moodwire.pipeline.core.keys import CurveClient, CurveServer, check_public_endpoint, is_local_endpoint
 from moodwire.pipeline.core.messages import Message
-from moodwire.pipeline.core.topics import TOPICS, Policy, get_topic
+from moodwire.pipeline.core.topics import TOPICS, Policy, find_topic, get_topic, split_topic, stream_topic
 from moodwire.pipeline.core.wire import MAX_BUFFER_BYTES, MAX_HEADER_BYTES, MAX_TOPIC_BYTES, WireError, decode, encode
 
 DEFAULT_PUBLIC: str = BusConfig.public  # the defaults live in the config schema
@@ -267,9 +267,19 @@ _Pending = tuple[str, list, int, Message | None]
 
 @dataclass
 class Received:
-    topic: str
+    topic: str  # as on the wire: NAME, or NAME@STREAM
     msg: Message
     t_receive: int
+
+    @property
+    def name(self) -> str:
+        """The registered topic name, whatever the stream."""
+        return split_topic(self.topic)[0]
+
+    @property
+    def stream(self) -> str:
+        """The stream id ("" for the default stream)."""
+        return split_topic(self.topic)[1]
 
 
 class Subscriber:
@@ -277,6 +287,8 @@ class Subscriber:
 
     ``recv`` never raises on a malformed message: it counts it in
     ``malformed``, keeps the text in ``last_error`` and goes on.
+
+    ``stream``: only that stream's messages ("" the default stream's; None, every stream's).
 
     With ``curve`` it connects as a CURVE client; a refused handshake leaves
     no error in ``recv`` (libzmq keeps retrying) but its reason in
@@ -286,11 +298,15 @@ class Subscriber:
     def __init__(self, endpoint: str, prefixes: Iterable[str] = ("",), *,
                  queue_limit: int = 10000, queue_everything: bool = False,
                  hwm: int = DEFAULT_HWM, context: zmq.Context | None = None,
-                 curve: CurveClient | None = None) -> None:
+                 curve: CurveClient | None = None, stream: str | None = None) -> None:
         self._endpoint = endpoint
         self._curve = curve
         self.handshake_error = ""
-        self._prefixes = list(prefixes)
+        self._stream = stream
+        # a whole topic name on one stream is subscribed as such (the others' frames do not travel); any
+        # other prefix takes every stream's, and _store keeps only this stream's
+        self._prefixes = [stream_topic(p, stream) if stream and p in TOPICS and TOPICS[p].per_stream else p
+                          for p in prefixes]
         self._queue_limit = queue_limit
         self._queue_everything = queue_everything
         self._hwm = hwm
@@ -348,7 +364,7 @@ class Subscriber:
             age = (now - st.last_ns) / 1e9 if st.received else None
             rate = _rate(st.arrivals, now)
             received, superseded, dropped = st.received, st.superseded, st.dropped
-        spec = TOPICS.get(topic)
+        spec = find_topic(topic)
         window = spec.alive_within_s() if spec else 10.0
         alive = age is not None and age <= window
         return TopicFreshness(topic, updated, alive, age, rate, received, superseded, dropped)
@@ -414,7 +430,9 @@ class Subscriber:
             topic = frames[0].bytes.decode("utf-8")
         except UnicodeDecodeError:
             topic = "<undecodable>"
-        spec = TOPICS.get(topic)
+        spec = find_topic(topic)
+        if self._stream is not None and split_topic(topic)[1] != self._stream and (spec is None or spec.per_stream):
+            return  # another stream's (the prefix subscription cannot tell cam2 from cam20)
         latest = spec is not None and spec.policy is Policy.LATEST and not self._queue_everything
         # a latest-only message is decoded here, so a malformed one never displaces the newest good one (a
         # flood of junk would starve us); recv() then uses this decoded message

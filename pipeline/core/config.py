@@ -94,6 +94,8 @@ class SourcesConfig:
     mic: str = text("", "sounddevice input device name or index; empty = system default")
     fallback: str = choice("sample", "sample", "none",
                            doc="a missing camera or mic is replaced by the sample clip, or is an error")
+    stream: str = text("", "the stream these sources feed: \"\" the default one; an id (cam2: letters, digits, "
+                           "_ or -) when several cameras share a bus, whose topics are then NAME@cam2")
 
 
 @dataclass

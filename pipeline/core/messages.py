@@ -345,6 +345,7 @@ class NodeHealth:
     last_error: str = ""
     state: str = "running"  # also: starting, backoff, finished, stopped, stalled, unreachable (its host is)
     host: str = ""
+    stream: str = ""  # a source node: the stream it feeds; "" for the default stream and for nodes serving all
 
 
 @dataclass(kw_only=True)

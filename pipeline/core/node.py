@@ -21,7 +21,7 @@ from moodwire.pipeline.core.config import Config
 from moodwire.pipeline.core.keys import CurveClient
 from moodwire.pipeline.core.message_checks import problem
 from moodwire.pipeline.core.messages import Message, NodeStats
-from moodwire.pipeline.core.topics import get_topic
+from moodwire.pipeline.core.topics import get_topic, split_topic, stream_topic
 
 Outputs = Iterable[tuple[str, Message]]
 REPORT_PERIOD_NS = 1_000_000_000
@@ -53,7 +53,7 @@ class BadInput(ValueError):
 def accept(inputs: tuple[str, ...], topic: str, msg: Message) -> None:
     """BadInput unless ``msg`` is what ``topic`` carries, the node takes ``topic``, and the message passes its
     type's checks (pipeline/core/message_checks.py ``problem``): finite numbers, array shapes, capture times."""
-    if topic not in inputs:
+    if split_topic(topic)[0] not in inputs:
         raise BadInput(f"{topic} is not an input of this node (it takes {', '.join(inputs)}); skipped")
     expected = get_topic(topic).msg_type
     if type(msg) is not expected:
@@ -101,7 +101,7 @@ class NodeIO:
         self._last_counts: dict[str, int] = {}
 
     def publish(self, topic: str, msg: Message) -> None:
-        if topic not in self._ctx.outputs:
+        if split_topic(topic)[0] not in self._ctx.outputs:
             raise ValueError(f"node {self._ctx.name} may not publish {topic}: not among its outputs "
                              f"{self._ctx.outputs} in pipeline/runtime/process_table.py")
         self.pub.send(topic, msg)
@@ -149,9 +149,11 @@ def run_step(ctx: NodeContext, step: Step, poll_s: float = 0.1) -> None:
 
 
 def run_source(ctx: NodeContext, source: Source) -> None:
+    """Publish what ``source`` yields, on the stream ``sources.stream`` names."""
     io = NodeIO(ctx)
+    stream = ctx.config.sources.stream
     try:
         for topic, msg in source.messages(ctx.stop):
-            io.publish(topic, msg)
+            io.publish(stream_topic(topic, stream), msg)
     finally:
         io.close()

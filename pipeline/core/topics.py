@@ -9,8 +9,10 @@ topic (frames), QUEUED delivers every message in order (events).
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
+from moodwire.pipeline.core.config import ConfigError
 from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, AudioChunk, ClockProbe, FaceTracks,
                                              Message, NodeStats, SpeechEvent, SystemHealth, TextAffect, Transcript,
                                              UtteranceAudio, VideoFrame, VoiceAffect)
@@ -30,6 +32,8 @@ class Topic:
     description: str
     # An irregular topic counts as alive for this long after its last message.
     event_alive_s: float = 10.0
+    per_stream: bool = True  # False: about the whole pipeline (system.*), on no stream
+
 
     def alive_within_s(self, periods: float = 3.0) -> float:
         """How long after its last message the topic still counts as alive."""
@@ -74,22 +78,58 @@ TOPICS: dict[str, Topic] = {
         Topic("affect.utterance", AffectUtterance, None, Policy.QUEUED,
               "per utterance: transcript, fused affect over its span, per-modality breakdown, speaking face"),
         Topic("system.health", SystemHealth, 1.0, Policy.QUEUED,
-              "per node: alive, restarts, output rate, last error"),
+              "per node: alive, restarts, output rate, last error", per_stream=False),
         Topic("system.node", NodeStats, 1.0, Policy.QUEUED,
-              "each node's own report: messages published, rates, malformed inputs"),
+              "each node's own report: messages published, rates, malformed inputs", per_stream=False),
         Topic("system.host", SystemHealth, 1.0, Policy.QUEUED,
-              "a joined host's manager: its nodes and its clock offset; merged into system.health"),
+              "a joined host's manager: its nodes and its clock offset; merged into system.health",
+              per_stream=False),
         Topic("system.clock", ClockProbe, 1.0, Policy.QUEUED,
-              "clock probes between a joined host's manager and the bus host's, and their replies"),
+              "clock probes between a joined host's manager and the bus host's, and their replies",
+              per_stream=False),
     )
 }
 
 
-def get_topic(name: str) -> Topic:
-    try:
-        return TOPICS[name]
-    except KeyError:
-        raise UnknownTopicError(name) from None
+# ------------------------------------------------------------------ streams
+# Several cameras and microphones share one bus as streams. The default stream's topics are the names
+# above; stream S's are NAME@S (docs/schema.md section 1.1), so a subscriber's prefix "affect.frame"
+# takes every stream's, and each stream's messages keep their own latest-only slot.
+
+STREAM_SEPARATOR = "@"
+STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def split_topic(topic: str) -> tuple[str, str]:
+    """``("affect.frame", "cam2")`` for ``affect.frame@cam2``; the default stream is ``""``."""
+    name, _, stream = topic.partition(STREAM_SEPARATOR)
+    return name, stream
+
+
+def stream_topic(name: str, stream: str) -> str:
+    """The topic ``name`` carries on ``stream``."""
+    return f"{name}{STREAM_SEPARATOR}{stream}" if stream else name
+
+
+def check_stream_id(stream: str, setting: str = "sources.stream") -> str:
+    """``stream`` if it is a valid stream id ("" is the default stream); ConfigError naming ``setting``."""
+    if stream and not STREAM_ID.fullmatch(stream):
+        raise ConfigError(f"{setting} = {stream!r}: a stream id is 1 to 32 letters, digits, '_' or '-' "
+                         "(it becomes part of every topic name, after '@')")
+    return stream
+
+
+def find_topic(topic: str) -> Topic | None:
+    """The registry entry of ``topic`` on any stream, or None."""
+    return TOPICS.get(split_topic(topic)[0])
+
+
+def get_topic(topic: str) -> Topic:
+    """The registry entry of ``topic`` (on any stream); UnknownTopicError if it is not registered."""
+    spec = find_topic(topic)
+    if spec is None:
+        raise UnknownTopicError(topic)
+    return spec
 
 
 def topics_with_prefix(prefix: str) -> list[Topic]:

@@ -21,12 +21,13 @@ QUEUE_LIMIT = 1000  # messages waiting in the subscriber: about 15 s of every to
 class Feed:
     """A subscriber thread folding the stream into a state; ``view()`` and ``view_json()`` read it."""
 
-    def __init__(self, endpoint: str, curve: CurveClient | None = None) -> None:
+    def __init__(self, endpoint: str, curve: CurveClient | None = None, stream: str | None = None) -> None:
         self.endpoint = endpoint
         self._state = DashboardState()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._sub = Subscriber(endpoint, TOPICS, queue_everything=True, queue_limit=QUEUE_LIMIT, curve=curve)
+        self._sub = Subscriber(endpoint, TOPICS, queue_everything=True, queue_limit=QUEUE_LIMIT, curve=curve,
+                               stream=stream)
         self._thread = threading.Thread(target=self._run, name="moodwire-dashboard-feed", daemon=True)
 
     def start(self) -> "Feed":

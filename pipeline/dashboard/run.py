@@ -28,6 +28,7 @@ class DashboardOptions:
     allow_remote: bool = False  # serve beyond loopback (then with an access token)
     curve: CurveClient | None = None  # keys for a CURVE public endpoint
     seconds: float | None = None  # stop after this long
+    stream: str | None = None  # only this stream (None: every stream)
 
 
 def run_dashboard(options: DashboardOptions, stop: threading.Event, out: TextIO = sys.stderr) -> int:
@@ -48,7 +49,7 @@ def serving(options: DashboardOptions) -> Iterator["DashboardServer"]:
     from moodwire.pipeline.dashboard.server import DashboardServer
 
     access = Access.for_bind(options.host, options.allow_remote)  # before anything binds or connects
-    feed = Feed(options.endpoint, options.curve).start()
+    feed = Feed(options.endpoint, options.curve, options.stream).start()
     try:
         try:
             server = DashboardServer(options.host, options.port, feed.view_json, access).start()

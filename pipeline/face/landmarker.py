@@ -27,6 +27,7 @@ class Landmarker:
             output_face_blendshapes=True, output_facial_transformation_matrixes=True)
         self._task = vision.FaceLandmarker.create_from_options(options)
         self._last_ms = -1
+        self.model_path, self.max_faces = model_path, max_faces
         self.blendshape_names: list[str] = []
 
     def detect(self, rgb: np.ndarray, t_ms: int) -> list[RawFace]:
@@ -45,6 +46,12 @@ class Landmarker:
                         np.asarray(matrix, dtype=np.float32))
                 for marks, shapes, matrix in zip(result.face_landmarks, result.face_blendshapes,
                                                  result.facial_transformation_matrixes)]
+
+    def fresh(self) -> "Landmarker":
+        """Another landmarker of the same model: VIDEO mode keeps state between frames, one per stream."""
+        other = Landmarker(self.model_path, self.max_faces)
+        other.detect(np.zeros((480, 640, 3), np.uint8), 0)  # the first call initialises the graph
+        return other
 
     def close(self) -> None:
         self._task.close()

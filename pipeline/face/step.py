@@ -100,6 +100,10 @@ class FaceStep:
         self._scored = {track_id: self._scored[track_id] for track_id in ids}  # forget tracks out of view
         return [self._scored[track_id][1] for track_id in ids]
 
+    def fresh(self) -> "FaceStep":
+        """For another stream: its own landmarker and tracker, the same expression model."""
+        return FaceStep(self.landmarker.fresh(), self.expression, FaceTracker(self.tracker.settings), self.every)
+
     def close(self) -> None:
         self.landmarker.close()
 

@@ -102,6 +102,10 @@ class FusionStep:
         self.frame_period_ns = NS // 30
         self.watch = Stopwatch()  # milliseconds of the last affect.frame built
 
+    def fresh(self) -> "FusionStep":
+        """For another stream: the same model, its own faces, utterances, speakers and pending frames."""
+        return FusionStep(self.model, self.config, self.absence, self.clock)
+
     # ------------------------------------------------------------ step interface
 
     def process(self, topic: str, msg: Message) -> Outputs:

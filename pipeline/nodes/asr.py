@@ -11,6 +11,7 @@ import sys
 
 from moodwire.pipeline.asr.step import build_asr_step
 from moodwire.pipeline.core.node import NodeContext, run_step
+from moodwire.pipeline.core.streams import PerStream
 
 POLL_S = 0.05  # idle() (where partials are decoded) runs after this long without input
 
@@ -21,6 +22,5 @@ def main(ctx: NodeContext) -> int:
             os.nice(ctx.config.asr.nice)
         except OSError as exc:  # not fatal: ASR then competes with the video path at equal priority
             print(f"asr: could not lower priority by {ctx.config.asr.nice}: {exc}", file=sys.stderr)
-    step = build_asr_step(ctx.config)
-    run_step(ctx, step, poll_s=POLL_S)
+    run_step(ctx, PerStream(build_asr_step(ctx.config)), poll_s=POLL_S)
     return 0

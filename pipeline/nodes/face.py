@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from moodwire.pipeline.core.node import NodeContext, run_step
+from moodwire.pipeline.core.streams import PerStream
 from moodwire.pipeline.face.step import build_face_step
 
 
 def main(ctx: NodeContext) -> int:
-    step = build_face_step(ctx.config)
+    step = PerStream(build_face_step(ctx.config))
     try:
         run_step(ctx, step)
     finally:

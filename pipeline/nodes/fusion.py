@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from moodwire.pipeline.core.node import NodeContext, run_step
+from moodwire.pipeline.core.streams import PerStream
 from moodwire.pipeline.fusion.step import build_fusion_step
 
 
 def main(ctx: NodeContext) -> int:
-    run_step(ctx, build_fusion_step(ctx.config))
+    run_step(ctx, PerStream(build_fusion_step(ctx.config)))
     return 0

@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--duration", type=float, help="exit after S seconds")
     _endpoint_arg(listen)
     add_key_options(listen)
+    _stream_arg(listen)
     listen.set_defaults(func=cmd_listen)
 
     rec = sub.add_parser("record", help="record topics to a file")
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--count", type=int)
     _endpoint_arg(rec)
     add_key_options(rec)
+    _stream_arg(rec)
     rec.set_defaults(func=cmd_record)
 
     rep = sub.add_parser("replay", help="publish a recording with its original timing")
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--every", type=int, default=1, help="PNG folder: keep every N-th frame")
     _endpoint_arg(view)
     add_key_options(view)
+    _stream_arg(view)
     view.set_defaults(func=cmd_view)
 
     _dashboard_parser(sub)
@@ -118,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--client", default="client", help="name of the client keypair to make (default %(default)s)")
     keys.set_defaults(func=cmd_keys)
     return parser
+
+
+def _stream_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stream", help="only this stream (sources.stream of its camera: cam2; '' the default "
+                                         "stream); default: every stream")
 
 
 def _endpoint_arg(parser: argparse.ArgumentParser, help_text: str = "the pipeline's public endpoint") -> None:
@@ -179,7 +187,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     deadline = None if args.duration is None else now_ns() + int(args.duration * 1e9)
     printed = 0
     warnings = HandshakeWarnings()
-    with Subscriber(args.endpoint, [args.prefix], queue_everything=True, curve=curve) as sub:
+    with Subscriber(args.endpoint, [args.prefix], queue_everything=True, curve=curve, stream=args.stream) as sub:
         while not stop.is_set() and (args.count is None or printed < args.count):
             if deadline is not None and now_ns() >= deadline:
                 break
@@ -251,7 +259,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     from moodwire.pipeline.runtime.recording import record
 
     stop = stop_on_signals()
-    n = record(args.endpoint, args.file, args.topics, stop, args.duration, args.count, curve_from_args(args))
+    n = record(args.endpoint, args.file, args.topics, stop, args.duration, args.count, curve_from_args(args),
+               args.stream)
     print(f"moodwire: recorded {n} messages to {args.file}", file=sys.stderr)
     return 0
 
@@ -360,7 +369,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     from moodwire.pipeline.viewer.run import ViewerError, ViewOptions, run_viewer
 
     options = ViewOptions(args.endpoint, args.out, args.frames, args.duration, args.every,
-                          curve=curve_from_args(args))
+                          curve=curve_from_args(args), stream=args.stream)
     try:
         drawn = run_viewer(options, stop_on_signals())
     except ViewerError as exc:
@@ -387,6 +396,7 @@ def _dashboard_parser(sub: argparse._SubParsersAction) -> None:
     dash.add_argument("--duration", type=float, help="stop after S seconds")
     _endpoint_arg(dash)
     add_key_options(dash)
+    _stream_arg(dash)
     dash.set_defaults(func=cmd_dashboard)
 
 
@@ -394,7 +404,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from moodwire.pipeline.dashboard.run import DashboardOptions, run_dashboard
 
     options = DashboardOptions(args.endpoint, args.host, args.port, args.allow_remote, curve_from_args(args),
-                               args.duration)
+                               args.duration, args.stream)
     return run_dashboard(options, stop_on_signals())
 
 

@@ -30,6 +30,7 @@ from moodwire.pipeline.core.config import Config, ManagerConfig
 from moodwire.pipeline.core.keys import joining_curve, server_curve
 from moodwire.pipeline.core.messages import ClockProbe, HostHealth, NodeHealth, NodeStats, SystemHealth
 from moodwire.pipeline.core.paths import new_run_dir
+from moodwire.pipeline.core.topics import check_stream_id
 from moodwire.pipeline.runtime.clock_sync import ClockFollower, answer
 from moodwire.pipeline.runtime.hosts import JoinedHosts
 from moodwire.pipeline.runtime.node_main import RUN_FILE
@@ -85,6 +86,7 @@ class Manager:
         self.curve = joining_curve(config.bus) if self.joined else None
         if not self.joined:
             server_curve(config.bus)
+        check_stream_id(config.sources.stream)
         self.config = config
         self.host = this_host(config.bus)
         self.notes = list(notes or [])
@@ -305,6 +307,7 @@ class Manager:
             restarts=proc.restarts, uptime_s=now - proc.started_at if proc.alive else 0.0,
             rate_hz=sum(stats.rates_hz.values()) if fresh and not stalled else 0.0,
             outputs=list(proc.spec.outputs), state="stalled" if stalled else proc.state, host=self.host,
+            stream=self.config.sources.stream if proc.spec.is_source else "",
             last_error=f"stalled: no system.node report for {silent_s:.1f} s" if stalled else error,
         )
 

@@ -73,14 +73,15 @@ def read_records(path: str | Path) -> Iterator[Record]:
 
 
 def record(endpoint: str, path: str | Path, prefixes: list[str], stop: threading.Event,
-           duration_s: float | None = None, count: int | None = None, curve: CurveClient | None = None) -> int:
+           duration_s: float | None = None, count: int | None = None, curve: CurveClient | None = None,
+           stream: str | None = None) -> int:
     """Write every message under ``prefixes`` (none dropped, frames included) until stopped.
 
     ``curve``: the client keys of a CURVE-secured public endpoint (docs/security.md).
     """
     writer = RecordWriter(path)
     deadline = None if duration_s is None else time.monotonic() + duration_s
-    with Subscriber(endpoint, prefixes or [""], queue_everything=True, curve=curve) as sub:
+    with Subscriber(endpoint, prefixes or [""], queue_everything=True, curve=curve, stream=stream) as sub:
         try:
             while not stop.is_set() and (count is None or writer.count < count):
                 if deadline is not None and time.monotonic() >= deadline:

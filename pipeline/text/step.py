@@ -25,6 +25,10 @@ class TextStep:
         self.partials = partials
         self.watch = Stopwatch()  # milliseconds of the last scored transcript
 
+    def fresh(self) -> "TextStep":
+        """For another stream (a transcript is scored on its own: only the classifier, shared)."""
+        return TextStep(self.classifier, self.backend, self.partials)
+
     def process(self, topic: str, msg: Message) -> Outputs:
         assert isinstance(msg, Transcript)
         if msg.final or self.partials:

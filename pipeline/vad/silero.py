@@ -28,6 +28,10 @@ class SileroClassifier:
         self.threshold = threshold
         self.reset()
 
+    def fresh(self) -> "SileroClassifier":
+        """Its own recurrent state, the same engine."""
+        return SileroClassifier(self.engine, self.threshold)
+
     def reset(self) -> None:
         """A fresh stream: zero state and context, as OnnxWrapper.reset_states."""
         self._state = np.zeros((2, 1, 128), np.float32)

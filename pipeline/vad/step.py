@@ -37,6 +37,8 @@ class FrameClassifier(Protocol):
 
     def reset(self) -> None: ...
 
+    def fresh(self) -> "FrameClassifier": ...
+
 
 @dataclass
 class _Utterance:
@@ -58,6 +60,7 @@ class VadStep:
         self.classifier = classifier
         self.segmenter = Segmenter(settings)
         self.piece_samples = piece_samples
+        self.stall_s, self.max_jitter_s = stall_s, max_jitter_s
         self.stall_ns = int(stall_s * 1e9)
         self.max_jitter_ns = int(max_jitter_s * 1e9)
         self.clock = clock
@@ -71,6 +74,11 @@ class VadStep:
         self._chunk_valid = True
 
     # ------------------------------------------------------------------ the Step protocol
+
+    def fresh(self) -> "VadStep":
+        """For another stream: its own classifier state and segmenter."""
+        return VadStep(self.classifier.fresh(), self.segmenter.settings, self.piece_samples, self.stall_s,
+                       self.max_jitter_s, self.clock)
 
     def process(self, topic: str, msg: Message) -> list[Output]:
         chunk = _checked(topic, msg)

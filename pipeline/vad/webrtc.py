@@ -23,6 +23,9 @@ class WebrtcClassifier:
         self.aggressiveness = aggressiveness
         self.reset()
 
+    def fresh(self) -> "WebrtcClassifier":
+        return WebrtcClassifier(self.aggressiveness)
+
     def reset(self) -> None:
         """Forget the adaptive noise estimate (after a stream break)."""
         import webrtcvad

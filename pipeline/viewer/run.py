@@ -44,6 +44,7 @@ class ViewOptions:
     every: int = 1  # PNG folder: keep every n-th frame
     fps: float = 30.0  # video sink rate
     curve: CurveClient | None = None  # keys for a CURVE-secured public endpoint (--server-key/--client-key)
+    stream: str | None = None  # only this stream's (None: every stream's; draw one stream)
 
 
 class WindowSink:
@@ -129,7 +130,7 @@ def run_viewer(options: ViewOptions, stop=None) -> int:
     deadline = None if options.seconds is None else now_ns() + int(options.seconds * 1e9)
     try:
         with Subscriber(options.endpoint, TOPICS, queue_everything=True, queue_limit=600,
-                        curve=options.curve) as sub:
+                        curve=options.curve, stream=options.stream) as sub:
             while not (stop is not None and stop.is_set()):
                 if deadline is not None and now_ns() >= deadline:
                     break

@@ -65,6 +65,7 @@ class VoiceStep:
 
     def __init__(self, wait_transcript_s: float = 1.0, model: VoiceClassifier | None = None,
                  clock: Callable[[], int] = now_ns) -> None:
+        self.wait_transcript_s = wait_transcript_s
         self.wait_ns = int(wait_transcript_s * 1e9)
         self.model = model
         self.clock = clock
@@ -73,6 +74,10 @@ class VoiceStep:
         self._done: deque[int] = deque(maxlen=REMEMBER_DONE)
         self._watches = {k: Stopwatch() for k in ("prosody_ms", "model_ms", "total_ms")}
         self.baseline = SpeakerBaseline()  # one stream, one voice at a time: it restarts for a new voice
+
+    def fresh(self) -> "VoiceStep":
+        """For another stream: the same model, its own utterances and speaker baseline."""
+        return VoiceStep(self.wait_transcript_s, self.model, self.clock)
 
     @property
     def timings(self) -> dict[str, float]:
