@@ -128,3 +128,34 @@ def test_face_node_publishes_face_tracks_for_every_frame_of_a_real_video(start_p
     assert sum(bool(m.faces) for m in msgs) >= 0.95 * len(msgs)
     span_s = (msgs[-1].t_capture - msgs[0].t_capture) / 1e9
     assert (len(msgs) - 1) / span_s > 25  # capture-time rate of what arrived
+
+
+def test_two_streams_are_landmarked_apart_and_scored_in_one_call_as_each_would_be_alone(face_models, reference_clips):
+    from moodwire.pipeline.face.streams import FaceStreams
+
+    one = as_frames(read_frames(reference_clips["one_face"])[:20])
+    other = as_frames(read_frames(reference_clips["leaves_and_returns"])[:20])
+    alone = {}
+    for name, frames in (("cam1", one), ("cam2", other)):
+        single = build_face_step()
+        alone[name] = [single.analyse(f) for f in frames]
+        single.close()
+    streams = FaceStreams(build_face_step(), threads=2)
+    calls = []
+    score_frames = streams.expression.score_frames
+    streams.expression.score_frames = lambda frames: calls.append(len(frames)) or score_frames(frames)
+    try:
+        out = [streams.process_batch([("video.frame@cam1", a), ("video.frame@cam2", b)]) for a, b in zip(one, other)]
+    finally:
+        streams.close()
+    assert [[topic for topic, _ in batch] for batch in out] == [["face.tracks@cam1", "face.tracks@cam2"]] * 20
+    assert calls == [2] * 20  # both streams' faces in one model call
+    for k, name in enumerate(("cam1", "cam2")):
+        together = [batch[k][1] for batch in out]
+        assert [[f.track_id for f in m.faces] for m in together] == [[f.track_id for f in m.faces]
+                                                                     for m in alone[name]]
+        for got, want in zip(together, alone[name]):
+            for g, w in zip(got.faces, want.faces):
+                np.testing.assert_allclose(g.expression, w.expression, atol=1e-5)
+                np.testing.assert_allclose(g.landmarks, w.landmarks, atol=1e-3)
+    assert sum(bool(m.faces) for _, m in (b[0] for b in out)) >= 18

@@ -148,6 +148,8 @@ class FaceConfig:
                                              "packaged model, 3 for the HSEmotion profile: docs/models.md)")
     profile: str = text("", "a fetched model profile for expression and valence/arousal (`moodwire models` lists "
                             "them; `moodwire models fetch NAME` gets one); \"\" = the packaged mini-Xception")
+    stream_threads: int = number(0, 0, 64, "several streams: landmark this many streams' frames at once, in "
+                                           "threads (mediapipe releases the GIL); 0 = one per CPU core")
 
 
 @dataclass

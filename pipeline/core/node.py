@@ -148,6 +148,45 @@ def run_step(ctx: NodeContext, step: Step, poll_s: float = 0.1) -> None:
         io.close()
 
 
+class BatchStep(Step, Protocol):
+    """A step that does better with every message that is waiting at once (the face node: one frame per
+    stream, their faces in one model call)."""
+
+    def process_batch(self, items: list[tuple[str, Message]]) -> Outputs: ...
+
+
+def run_batch_step(ctx: NodeContext, step: BatchStep, poll_s: float = 0.1, max_batch: int = 64) -> None:
+    """``run_step``, handing the step every message that has arrived (up to ``max_batch``) in one call."""
+    io = NodeIO(ctx, step.inputs)
+    try:
+        while not ctx.stop.is_set():
+            got = io.sub.recv(timeout=poll_s)
+            if got is None:
+                outputs = step.idle(now_ns())
+            else:
+                batch = [got]
+                while len(batch) < max_batch and (more := io.sub.recv(timeout=0)) is not None:
+                    batch.append(more)
+                outputs = step.process_batch(_accepted(io, step.inputs, batch))
+            for topic, msg in outputs:
+                io.publish(topic, msg)
+            io.report_if_due()
+    finally:
+        io.close()
+
+
+def _accepted(io: NodeIO, inputs: tuple[str, ...], batch: list) -> list[tuple[str, Message]]:
+    """The received messages that pass ``accept``; the others are refused (reported) and left out."""
+    out = []
+    for got in batch:
+        try:
+            accept(inputs, got.topic, got.msg)
+            out.append((got.topic, got.msg))
+        except BadInput as exc:
+            io.refuse(got.topic, exc)
+    return out
+
+
 def run_source(ctx: NodeContext, source: Source) -> None:
     """Publish what ``source`` yields, on the stream ``sources.stream`` names."""
     io = NodeIO(ctx)

@@ -1,4 +1,4 @@
-"""The face's expression model, run batched over all faces of a frame through an engine.
+"""The face's expression model, run batched over all faces of a frame, or of several frames, through an engine.
 
 Two models fill the one interface (``score``): the packaged mini-Xception (FER2013, 7 classes, grey
 64x64 crops framed like FER2013's, valence/arousal then come from the circumplex rule) and the
@@ -58,7 +58,15 @@ class FaceModel(Protocol):
     va_from_model: bool  # valence/arousal come from the model's trained head, not from the rule
     every_nth: int  # how often it sees each face unless face.expression_every says otherwise
 
-    def score(self, image_bgr: np.ndarray, landmarks_px: list[np.ndarray]) -> FaceScores: ...
+    def score_frames(self, frames: list[Faces]) -> list[FaceScores]: ...
+
+
+Faces = tuple[np.ndarray, list[np.ndarray]]  # a BGR frame and the pixel landmarks of the faces to score in it
+
+
+def split(values: np.ndarray, counts: list[int]) -> list[np.ndarray]:
+    """``values`` (rows for every face of every frame, in order) cut back into one array per frame."""
+    return np.split(values, np.cumsum(counts)[:-1]) if counts else []
 
 
 class ExpressionModel:
@@ -81,11 +89,19 @@ class ExpressionModel:
         return np.asarray(probs, dtype=np.float32)
 
     def score(self, image_bgr: np.ndarray, landmarks_px: list[np.ndarray]) -> FaceScores:
+        return self.score_frames([(image_bgr, landmarks_px)])[0]
+
+    def score_frames(self, frames: list[Faces]) -> list[FaceScores]:
+        """The faces of several frames (of one stream or several): one engine call for all of them."""
         import cv2
 
-        grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
-        crops = np.stack([aligned_crop(grey, p[:, :2], CROP_SIZE) for p in landmarks_px])
-        return FaceScores(crops, self.predict(crops))
+        crops = []
+        for image_bgr, landmarks_px in frames:
+            grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+            crops += [aligned_crop(grey, p[:, :2], CROP_SIZE) for p in landmarks_px]
+        counts = [len(marks) for _, marks in frames]
+        batch = np.stack(crops) if crops else np.zeros((0, CROP_SIZE, CROP_SIZE), np.uint8)
+        return [FaceScores(c, p) for c, p in zip(split(batch, counts), split(self.predict(batch), counts))]
 
 
 class HSEmotionModel:
@@ -107,14 +123,24 @@ class HSEmotionModel:
         return hsemotion_spec.postprocess(scores)
 
     def score(self, image_bgr: np.ndarray, landmarks_px: list[np.ndarray]) -> FaceScores:
+        return self.score_frames([(image_bgr, landmarks_px)])[0]
+
+    def score_frames(self, frames: list[Faces]) -> list[FaceScores]:
+        """The faces of several frames (of one stream or several): one engine call for all of them."""
         import cv2
 
-        faces = [box_image(image_bgr, p) for p in landmarks_px]
-        rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in faces]
-        raw, va = self.predict(rgb)
+        faces = [box_image(image_bgr, p) for image_bgr, marks in frames for p in marks]
+        counts = [len(marks) for _, marks in frames]
+        if not faces:
+            return [FaceScores(np.zeros((0, CROP_SIZE, CROP_SIZE), np.uint8), np.zeros((0, len(self.labels)),
+                                                                                       np.float32))
+                    for _ in frames]
+        raw, va = self.predict([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in faces])
         thumbs = np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), (CROP_SIZE, CROP_SIZE),
                                       interpolation=cv2.INTER_AREA) for f in faces])
-        return FaceScores(thumbs, (raw @ self._fold).astype(np.float32), va.astype(np.float32), raw)
+        probs = (raw @ self._fold).astype(np.float32)
+        return [FaceScores(*parts) for parts in zip(split(thumbs, counts), split(probs, counts),
+                                                     split(va.astype(np.float32), counts), split(raw, counts))]
 
 
 def box_image(image: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:

@@ -10,6 +10,8 @@ A frame without a face gives a message with ``faces: []``; it is not skipped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from moodwire.engines.engine import Stopwatch
@@ -18,7 +20,7 @@ from moodwire.pipeline.core.messages import FaceTrack, FaceTracks, HeadPose, Mes
 from moodwire.pipeline.core.node import Outputs
 from moodwire.pipeline.face.affect_rule import RULE_NAME, valence_arousal
 from moodwire.pipeline.face.alignment import face_box, landmarks_to_pixels
-from moodwire.pipeline.face.expression import ExpressionModel, FaceModel, FaceScore, HSEmotionModel
+from moodwire.pipeline.face.expression import ExpressionModel, FaceModel, FaceScore, FaceScores, HSEmotionModel
 from moodwire.pipeline.face.head_pose import head_pose_degrees
 from moodwire.pipeline.face.landmarker import Landmarker, RawFace
 from moodwire.pipeline.face.tracking import FaceTracker, TrackerSettings
@@ -49,56 +51,66 @@ class FaceStep:
 
     def analyse(self, frame: VideoFrame) -> FaceTracks:
         """Every face of one frame; ``timings`` then gives this frame's stage times."""
+        with self._watches["total_ms"]:
+            seen = self.see(frame)
+            with self._watches["expression_ms"]:
+                [scores] = score_due(self.expression, [seen])
+            return self.finish(seen, scores)
+
+    def see(self, frame: VideoFrame) -> "Seen":
+        """Landmarks and track ids of every face, and which faces the expression model is due to see.
+        Only this step's landmarker and tracker are used, so the steps of several streams may run
+        ``see`` in threads at once (mediapipe releases the GIL)."""
         import cv2
 
-        w = self._watches
-        with w["total_ms"]:
-            with w["landmarks_ms"]:
-                rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-                raw = self.landmarker.detect(rgb, frame.t_capture // 1_000_000)
-            faces = self._faces(frame, raw)
+        with self._watches["landmarks_ms"]:
+            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+            raw = self.landmarker.detect(rgb, frame.t_capture // 1_000_000)
+        if not raw:
+            self.tracker.update(np.zeros((0, 4)), frame.t_capture)  # lets unseen tracks age out
+            self._scored.clear()
+            return Seen(frame, [], [], np.zeros((0, 4), np.float32), [], [])
+        pixels = [landmarks_to_pixels(f.landmarks, frame.width, frame.height) for f in raw]
+        boxes = np.array([face_box(p[:, :2]) for p in pixels], dtype=np.float32)
+        ids = [int(i) for i in self.tracker.update(boxes, frame.t_capture)]
+        due = [i for i, track_id in enumerate(ids) if track_id not in self._scored
+               or frame.frame_index - self._scored[track_id][0] >= self.every
+               or frame.frame_index < self._scored[track_id][0]]  # a source that restarted its count
+        return Seen(frame, raw, pixels, boxes, ids, due)
+
+    def finish(self, seen: "Seen", fresh: FaceScores | None) -> FaceTracks:
+        """The message, from what ``see`` found and the model's scores of its due faces (new tracks and
+        those last scored ``every`` or more frames ago; the others keep their track's last scores)."""
+        frame = seen.frame
+        if fresh is not None:
+            scored = fresh.faces(frame.t_capture)
+            self._scored.update({seen.ids[i]: (frame.frame_index, s) for i, s in zip(seen.due, scored)})
+        self._scored = {track_id: self._scored[track_id] for track_id in seen.ids}  # forget tracks out of view
         return FaceTracks(
             frame_index=frame.frame_index, width=frame.width, height=frame.height,
-            t_capture=frame.t_capture, valid=frame.valid, faces=faces,
+            t_capture=frame.t_capture, valid=frame.valid, faces=self._faces(seen),
             expression_labels=self.expression.labels, blendshape_names=self.landmarker.blendshape_names,
             expression_model=self.expression.name, expression_raw_labels=self.expression.raw_labels,
             va_rule="" if self.expression.va_from_model else RULE_NAME,
             va_source=f"model:{self.expression.name}" if self.expression.va_from_model else f"rule:{RULE_NAME}",
             expression_backend=self.expression.engine.backend)
 
-    def _faces(self, frame: VideoFrame, raw: list[RawFace]) -> list[FaceTrack]:
-        if not raw:
-            self.tracker.update(np.zeros((0, 4)), frame.t_capture)  # lets unseen tracks age out
-            self._watches["expression_ms"].last_ms = 0.0
-            self._scored.clear()
+    def _faces(self, seen: "Seen") -> list[FaceTrack]:
+        if not seen.ids:
             return []
-        pixels = [landmarks_to_pixels(f.landmarks, frame.width, frame.height) for f in raw]
-        boxes = np.array([face_box(p[:, :2]) for p in pixels], dtype=np.float32)
-        ids = [int(i) for i in self.tracker.update(boxes, frame.t_capture)]
-        with self._watches["expression_ms"]:
-            scored = self._score(frame, ids, pixels)
+        frame = seen.frame
+        scored = [self._scored[track_id][1] for track_id in seen.ids]
         va = [s.valence_arousal for s in scored]
         if any(v is None for v in va):
-            shapes = np.stack([f.blendshapes for f in raw])
+            shapes = np.stack([f.blendshapes for f in seen.raw])
             va = valence_arousal(np.stack([s.probs for s in scored]), shapes, self.landmarker.blendshape_names)
         return [FaceTrack(track_id=track_id, box=[float(v) for v in box], landmarks=marks,
                           blendshapes=face.blendshapes, head_pose=_head_pose(face.matrix),
                           crop=s.crop, expression=s.probs, valence=float(v), arousal=float(a),
                           expression_raw=[] if s.raw is None else [float(x) for x in s.raw],
                           expression_age_ms=(frame.t_capture - s.t_capture) / 1e6)
-                for track_id, box, marks, face, s, (v, a) in zip(ids, boxes, pixels, raw, scored, va)]
-
-    def _score(self, frame: VideoFrame, ids: list[int], pixels: list[np.ndarray]) -> list[FaceScore]:
-        """Each face's scores: fresh, in one model call, for new tracks and those last scored ``every`` or more
-        frames ago; the track's last scores for the others."""
-        due = [i for i, track_id in enumerate(ids) if track_id not in self._scored
-               or frame.frame_index - self._scored[track_id][0] >= self.every
-               or frame.frame_index < self._scored[track_id][0]]  # a source that restarted its count
-        if due:
-            fresh = self.expression.score(frame.image, [pixels[i] for i in due]).faces(frame.t_capture)
-            self._scored.update({ids[i]: (frame.frame_index, s) for i, s in zip(due, fresh)})
-        self._scored = {track_id: self._scored[track_id] for track_id in ids}  # forget tracks out of view
-        return [self._scored[track_id][1] for track_id in ids]
+                for track_id, box, marks, face, s, (v, a) in zip(seen.ids, seen.boxes, seen.pixels, seen.raw,
+                                                                 scored, va)]
 
     def fresh(self) -> "FaceStep":
         """For another stream: its own landmarker and tracker, the same expression model."""
@@ -106,6 +118,29 @@ class FaceStep:
 
     def close(self) -> None:
         self.landmarker.close()
+
+
+@dataclass
+class Seen:
+    """One frame after landmarks and tracking, before the expression model."""
+
+    frame: VideoFrame
+    raw: list[RawFace]
+    pixels: list[np.ndarray]  # each face's landmarks in pixels
+    boxes: np.ndarray  # (N, 4)
+    ids: list[int]  # track ids
+    due: list[int]  # indexes of the faces the model sees now
+
+
+def score_due(model: FaceModel, seen: list[Seen]) -> list[FaceScores | None]:
+    """The due faces of several frames (of one stream or several) scored in ONE model call; None for a
+    frame with none due."""
+    wanted = [k for k, s in enumerate(seen) if s.due]
+    scores = model.score_frames([(seen[k].frame.image, [seen[k].pixels[i] for i in seen[k].due]) for k in wanted])
+    out: list[FaceScores | None] = [None] * len(seen)
+    for k, got in zip(wanted, scores):
+        out[k] = got
+    return out
 
 
 def _head_pose(matrix: np.ndarray) -> HeadPose:
