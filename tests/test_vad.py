@@ -359,3 +359,22 @@ def test_vad_node_publishes_one_start_and_end_per_spoken_sentence(start_pipeline
     lengths = [(e.t_end - e.t_start) / 1e9 for e in events[1::2]]
     spoken = [s.end_s - s.start_s for s in talk.spans]
     assert all(abs(n - s) < 0.8 for n, s in zip(lengths, spoken)), (lengths, spoken)
+
+
+def test_two_streams_interleaved_are_segmented_as_each_alone(script, detected):
+    """Speech on one stream, quiet noise on the other, chunk by chunk through one node: the speech
+    stream's utterances are those it gives alone (its own classifier state and segmenter)."""
+    from moodwire.pipeline.core.streams import PerStream
+    from moodwire.pipeline.core.topics import split_topic
+
+    backend = detected[0]
+    quiet = (np.random.default_rng(3).normal(0, 30, script.samples.size)).astype(np.int16)
+    per = PerStream(build_vad_step(with_vad(backend=backend)))
+    out = []
+    for speech, noise in zip(chunks(script.samples), chunks(quiet)):
+        out += per.process("audio.chunk@talk", speech) + per.process("audio.chunk@room", noise)
+    out += [(f"{topic}@talk", msg) for topic, msg in per.steps["talk"].finish()]
+    out += [(f"{topic}@room", msg) for topic, msg in per.steps["room"].finish()]
+    by_stream = {s: [(split_topic(t)[0], m) for t, m in out if split_topic(t)[1] == s] for s in ("talk", "room")}
+    assert by_stream["room"] == []
+    assert [u.span for u in heard(by_stream["talk"])] == [u.span for u in detected[1]]
