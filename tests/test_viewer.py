@@ -202,13 +202,17 @@ def test_view_out_writes_frames_with_the_box_the_circumplex_and_the_status(start
         assert 20 < x1 - x0 < 400 and 20 < y1 - y0 < 400
 
 
-def test_with_several_cameras_the_view_draws_the_first_stream_seen_or_the_chosen_one(picture, capsys):
+def test_with_several_cameras_the_view_draws_the_first_stream_seen_or_the_chosen_one(picture):
     from moodwire.pipeline.core.bus import Received
     from moodwire.pipeline.core.messages import SystemHealth
-    from moodwire.pipeline.viewer.run import _drawn_stream
+    from moodwire.pipeline.core.streams import OneStream
 
+    said: list[str] = []
     cam2, cam1 = Received("video.frame@cam2", video(0, picture), 0), Received("video.frame@cam1", video(0, picture), 0)
     health = Received("system.health", SystemHealth(), 0)
-    assert _drawn_stream(cam2, None) and "drawing stream cam2; --stream picks another" in capsys.readouterr().err
-    assert _drawn_stream(cam2, "cam2") and not _drawn_stream(cam1, "cam2") and _drawn_stream(health, "cam2")
-    assert not _drawn_stream(Received("video.frame", video(0, picture), 0), "cam2")
+    first = OneStream(None, said.append)
+    assert first.wants(cam2) and said == ["showing stream cam2; --stream picks another"]
+    assert first.wants(cam2) and not first.wants(cam1) and first.wants(health) and len(said) == 1
+    chosen = OneStream("cam1", said.append)
+    assert chosen.wants(cam1) and not chosen.wants(cam2)
+    assert not chosen.wants(Received("video.frame", video(0, picture), 0)) and len(said) == 1

@@ -13,8 +13,9 @@ nodes that serve all streams or its own (``NodeHealth.stream``).
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from typing import Callable, Protocol
 
+from moodwire.pipeline.core.bus import Received
 from moodwire.pipeline.core.messages import Message, SystemHealth
 from moodwire.pipeline.core.node import Outputs, Step
 from moodwire.pipeline.core.topics import get_topic, split_topic, stream_topic
@@ -65,3 +66,21 @@ class PerStream:
     @staticmethod
     def _tagged(stream: str, outputs: Outputs) -> list[tuple[str, Message]]:
         return [(stream_topic(topic, stream), msg) for topic, msg in outputs]
+
+
+class OneStream:
+    """For a client that shows one camera (viewer, dashboard): the stream it was given, else the first one
+    it sees, said once through ``announce``. Messages about no stream (``system.*``) always pass."""
+
+    def __init__(self, chosen: str | None, announce: Callable[[str], None]) -> None:
+        self.chosen = chosen
+        self._announce = announce
+
+    def wants(self, got: Received) -> bool:
+        if not get_topic(got.topic).per_stream or got.stream == self.chosen:
+            return True
+        if self.chosen is None:
+            self.chosen = got.stream
+            self._announce(f"showing stream {got.stream or '(default)'}; --stream picks another")
+            return True
+        return False

@@ -7,12 +7,14 @@ count every frame; the thread only decodes and folds, so it keeps up with 30 fps
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from typing import Any
 
 from moodwire.pipeline.core.bus import Subscriber
 from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.keys import CurveClient
+from moodwire.pipeline.core.streams import OneStream
 from moodwire.pipeline.dashboard.state import TOPICS, DashboardState
 
 QUEUE_LIMIT = 1000  # messages waiting in the subscriber: about 15 s of every topic at their rates
@@ -29,6 +31,7 @@ class Feed:
         self._sub = Subscriber(endpoint, TOPICS, queue_everything=True, queue_limit=QUEUE_LIMIT, curve=curve,
                                stream=stream)
         self._thread = threading.Thread(target=self._run, name="moodwire-dashboard-feed", daemon=True)
+        self._shown = OneStream(stream, lambda line: print(f"moodwire dashboard: {line}", file=sys.stderr))
 
     def start(self) -> "Feed":
         self._thread.start()
@@ -53,6 +56,6 @@ class Feed:
     def _run(self) -> None:
         while not self._stop.is_set():
             got = self._sub.recv(timeout=0.1)
-            if got is not None:
+            if got is not None and self._shown.wants(got):
                 with self._lock:
                     self._state.add(got.msg, got.t_receive)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from moodwire.pipeline.core.clock import now_ns
-from moodwire.pipeline.core.topics import find_topic
+from moodwire.pipeline.core.streams import OneStream
 
 if TYPE_CHECKING:
     from moodwire.pipeline.core.keys import CurveClient
@@ -118,17 +118,6 @@ def make_sink(options: ViewOptions) -> Sink:
     return PngSink(path, options.every)
 
 
-def _drawn_stream(got, chosen: str | None) -> bool:
-    """Whether ``got`` belongs in the picture: about no stream (system.*), or of the stream drawn (the first
-    one seen when none was chosen, announced on stderr)."""
-    if not find_topic(got.topic).per_stream or got.stream == chosen:
-        return True
-    if chosen is None:
-        print(f"moodwire view: drawing stream {got.stream or '(default)'}; --stream picks another", file=sys.stderr)
-        return True
-    return False
-
-
 def run_viewer(options: ViewOptions, stop=None) -> int:
     """Draw the stream until ``options.frames`` frames or ``options.seconds`` passed, ``stop`` is set, or
     the window is closed. Returns the number of frames drawn."""
@@ -139,7 +128,7 @@ def run_viewer(options: ViewOptions, stop=None) -> int:
 
     sink = make_sink(options)
     state, drawn, warnings = ViewState(), 0, HandshakeWarnings()
-    chosen = options.stream  # None: the first stream seen (one picture can show one camera)
+    shown = OneStream(options.stream, lambda line: print(f"moodwire view: {line}", file=sys.stderr))
     deadline = None if options.seconds is None else now_ns() + int(options.seconds * 1e9)
     try:
         with Subscriber(options.endpoint, TOPICS, queue_everything=True, queue_limit=600,
@@ -149,8 +138,7 @@ def run_viewer(options: ViewOptions, stop=None) -> int:
                     break
                 warnings.check(sub)
                 got = sub.recv(timeout=0.05)
-                if got is not None and _drawn_stream(got, chosen):
-                    chosen = got.stream if find_topic(got.topic).per_stream else chosen
+                if got is not None and shown.wants(got):
                     state.add(got.msg, now_ns())
                 for image, overlay in state.ready(now_ns()):
                     if not sink.show(render(image, overlay)):
