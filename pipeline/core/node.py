@@ -167,7 +167,11 @@ def run_batch_step(ctx: NodeContext, step: BatchStep, poll_s: float = 0.1, max_b
                 batch = [got]
                 while len(batch) < max_batch and (more := io.sub.recv(timeout=0)) is not None:
                     batch.append(more)
-                outputs = step.process_batch(_accepted(io, step.inputs, batch))
+                try:
+                    outputs = step.process_batch(_accepted(io, step.inputs, batch))
+                except BadInput as exc:  # the step cannot use this batch: say so and go on with the next
+                    io.refuse(", ".join(sorted({g.topic for g in batch})), exc)
+                    outputs = []
             for topic, msg in outputs:
                 io.publish(topic, msg)
             io.report_if_due()
