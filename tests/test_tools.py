@@ -28,3 +28,20 @@ def test_bus_benchmark_quick_run_reports_every_path_and_payload():
             assert row["arrived"] == row["sent"], (path, payload)
             # frames are latest-only: a reader stalled by a busy machine sees a newer frame replace one
             assert row["delivered"] + row["superseded"] == row["sent"], (path, payload)
+
+
+def test_the_streams_table_says_a_stream_below_25_fps_is_not_kept():
+    """tools/bench_streams.py's figures from arrival records (the run itself is the benchmark's, not a test's)."""
+    from moodwire.tools.bench_streams import _figures, table
+
+    t0, t1 = 0, 2 * 10**9
+    every = lambda hz: [int(k * 1e9 / hz) for k in range(int(2 * hz))]  # noqa: E731
+    times = {("face.tracks", "cam1"): every(30), ("affect.frame", "cam1"): every(30),
+             ("face.tracks", "cam2"): every(20), ("affect.frame", "cam2"): every(30)}
+    latency = {"cam1": [20.0, 30.0], "cam2": [40.0, 50.0]}
+    cpu = {"server/face": 120.0, "server/fusion": 20.0, "cam1/video_source": 10.0, "cam2/video_source": None}
+    row = _figures(2, times, latency, cpu, t0, t1)
+    assert (row["face_hz_min"], row["affect_hz_min"], row["keeps_25"]) == (20.0, 30.0, False)
+    assert row["models_cpu_per_stream"] == 70.0 and row["all_cpu"] == 150.0
+    assert "| 2 | 20.0 | 30.0 | no | 35.0 / 49.7 | 120.0 | 20.0 | 150.0 | 70.0 |" in table([row])
+    assert _figures(1, times, latency, cpu, t0, t1)["keeps_25"]
