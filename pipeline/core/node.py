@@ -132,22 +132,6 @@ class NodeIO:
         self.pub.close()
 
 
-def run_step(ctx: NodeContext, step: Step, poll_s: float = 0.1) -> None:
-    io = NodeIO(ctx, step.inputs)
-    try:
-        while not ctx.stop.is_set():
-            got = io.sub.recv(timeout=poll_s) if io.sub else None
-            try:
-                outputs = handle(step, got.topic, got.msg) if got else step.idle(now_ns())
-                for topic, msg in outputs:
-                    io.publish(topic, msg)
-            except BadInput as exc:
-                io.refuse(got.topic if got else "(idle)", exc)
-            io.report_if_due()
-    finally:
-        io.close()
-
-
 class BatchStep(Step, Protocol):
     """A step that does better with every message that is waiting at once (the face node: one frame per
     stream, their faces in one model call)."""
@@ -155,28 +139,53 @@ class BatchStep(Step, Protocol):
     def process_batch(self, items: list[tuple[str, Message]]) -> Outputs: ...
 
 
+@dataclass
+class OneAtATime:
+    """A plain ``Step`` as a ``BatchStep`` of one message."""
+
+    step: Step
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self.step.inputs
+
+    def process_batch(self, items: list[tuple[str, Message]]) -> Outputs:
+        return [out for topic, msg in items for out in self.step.process(topic, msg)]
+
+    def idle(self, now: int) -> Outputs:
+        return self.step.idle(now)
+
+
+def run_step(ctx: NodeContext, step: Step, poll_s: float = 0.1) -> None:
+    """Feed ``step`` each message from the bus, checked first (``accept``), and ``idle`` after ``poll_s``
+    without one; publish what it makes. A refused message (BadInput) is reported and the next one follows."""
+    run_batch_step(ctx, OneAtATime(step), poll_s, max_batch=1)
+
+
 def run_batch_step(ctx: NodeContext, step: BatchStep, poll_s: float = 0.1, max_batch: int = 64) -> None:
     """``run_step``, handing the step every message that has arrived (up to ``max_batch``) in one call."""
     io = NodeIO(ctx, step.inputs)
     try:
         while not ctx.stop.is_set():
-            got = io.sub.recv(timeout=poll_s)
-            if got is None:
-                outputs = step.idle(now_ns())
-            else:
-                batch = [got]
-                while len(batch) < max_batch and (more := io.sub.recv(timeout=0)) is not None:
-                    batch.append(more)
-                try:
-                    outputs = step.process_batch(_accepted(io, step.inputs, batch))
-                except BadInput as exc:  # the step cannot use this batch: say so and go on with the next
-                    io.refuse(", ".join(sorted({g.topic for g in batch})), exc)
-                    outputs = []
-            for topic, msg in outputs:
-                io.publish(topic, msg)
+            batch = _waiting(io.sub, poll_s, max_batch) if io.sub else []
+            try:
+                outputs = step.process_batch(_accepted(io, step.inputs, batch)) if batch else step.idle(now_ns())
+                for topic, msg in outputs:
+                    io.publish(topic, msg)
+            except BadInput as exc:  # the step cannot use these: say so and go on with the next
+                io.refuse(", ".join(sorted({got.topic for got in batch})) or "(idle)", exc)
             io.report_if_due()
     finally:
         io.close()
+
+
+def _waiting(sub: Subscriber, poll_s: float, max_batch: int) -> list:
+    """The next message (waiting up to ``poll_s``) and every other one already there, up to ``max_batch``."""
+    first = sub.recv(timeout=poll_s)
+    batch = [first] if first is not None else []
+    while batch and len(batch) < max_batch and (more := sub.recv(timeout=0)) is not None:
+        batch.append(more)
+    return batch
 
 
 def _accepted(io: NodeIO, inputs: tuple[str, ...], batch: list) -> list[tuple[str, Message]]:

@@ -34,7 +34,6 @@ class Topic:
     event_alive_s: float = 10.0
     per_stream: bool = True  # False: about the whole pipeline (system.*), on no stream
 
-
     def alive_within_s(self, periods: float = 3.0) -> float:
         """How long after its last message the topic still counts as alive."""
         if self.rate_hz:
@@ -115,7 +114,7 @@ def check_stream_id(stream: str, setting: str = "sources.stream") -> str:
     """``stream`` if it is a valid stream id ("" is the default stream); ConfigError naming ``setting``."""
     if stream and not STREAM_ID.fullmatch(stream):
         raise ConfigError(f"{setting} = {stream!r}: a stream id is 1 to 32 letters, digits, '_' or '-' "
-                         "(it becomes part of every topic name, after '@')")
+                          "(it becomes part of every topic name, after '@')")
     return stream
 
 
