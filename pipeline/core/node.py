@@ -167,6 +167,8 @@ def run_batch_step(ctx: NodeContext, step: BatchStep, poll_s: float = 0.1, max_b
     io = NodeIO(ctx, step.inputs)
     try:
         while not ctx.stop.is_set():
+            if io.sub is None:  # a step without inputs only idles, once a poll period
+                ctx.stop.wait(poll_s)
             batch = _waiting(io.sub, poll_s, max_batch) if io.sub else []
             try:
                 outputs = step.process_batch(_accepted(io, step.inputs, batch)) if batch else step.idle(now_ns())
