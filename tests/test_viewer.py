@@ -211,8 +211,10 @@ def test_with_several_cameras_the_view_draws_the_first_stream_seen_or_the_chosen
     cam2, cam1 = Received("video.frame@cam2", video(0, picture), 0), Received("video.frame@cam1", video(0, picture), 0)
     health = Received("system.health", SystemHealth(), 0)
     first = OneStream(None, said.append)
-    assert first.wants(cam2) and said == ["showing stream cam2; --stream picks another"]
-    assert first.wants(cam2) and not first.wants(cam1) and first.wants(health) and len(said) == 1
+    assert first.wants(cam2) and first.wants(health) and said == []  # one camera so far: nothing to say
+    assert not first.wants(cam1) and said == ["several streams on the bus: showing cam2, the first seen; "
+                                              "--stream picks another"]
+    assert first.wants(cam2) and not first.wants(cam1) and len(said) == 1
     chosen = OneStream("cam1", said.append)
     assert chosen.wants(cam1) and not chosen.wants(cam2)
     assert not chosen.wants(Received("video.frame", video(0, picture), 0)) and len(said) == 1

@@ -70,17 +70,24 @@ class PerStream:
 
 class OneStream:
     """For a client that shows one camera (viewer, dashboard): the stream it was given, else the first one
-    it sees, said once through ``announce``. Messages about no stream (``system.*``) always pass."""
+    it sees. When another stream turns up, that is said once through ``announce``; a one-camera run says
+    nothing. Messages about no stream (``system.*``) always pass."""
 
     def __init__(self, chosen: str | None, announce: Callable[[str], None]) -> None:
         self.chosen = chosen
         self._announce = announce
+        self._picked = chosen is None  # not the user's choice: say so when it matters
+        self._said = False
 
     def wants(self, got: Received) -> bool:
-        if not get_topic(got.topic).per_stream or got.stream == self.chosen:
+        if not get_topic(got.topic).per_stream:
             return True
         if self.chosen is None:
             self.chosen = got.stream
-            self._announce(f"showing stream {got.stream or '(default)'}; --stream picks another")
+        if got.stream == self.chosen:
             return True
+        if self._picked and not self._said:
+            self._said = True
+            self._announce(f"several streams on the bus: showing {self.chosen or '(default)'}, the first seen; "
+                           "--stream picks another")
         return False
