@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -37,6 +38,15 @@ def upper_bound(section: type, name: str) -> Any:
 
 def text(default: str, doc: str = "") -> Any:
     return field(default=default, metadata={"doc": doc})
+
+
+def name_text(default: str, pattern: str, rule: str, doc: str = "") -> Any:
+    """A text setting that must be empty or match ``pattern`` (a regex); ``rule`` says so in words."""
+    return field(default=default, metadata={"pattern": pattern, "rule": rule, "doc": doc})
+
+
+# A stream id (sources.stream) becomes part of every topic of that stream, after '@' (pipeline/core/topics.py).
+STREAM_ID = r"[A-Za-z0-9_-]{1,32}"
 
 
 # Engines a model can run on (engines/loader.py load_engine): auto = ONNX Runtime TensorRT > CUDA > CPU
@@ -94,8 +104,10 @@ class SourcesConfig:
     mic: str = text("", "sounddevice input device name or index; empty = system default")
     fallback: str = choice("sample", "sample", "none",
                            doc="a missing camera or mic is replaced by the sample clip, or is an error")
-    stream: str = text("", "the stream these sources feed: \"\" the default one; an id (cam2: letters, digits, "
-                           "_ or -) when several cameras share a bus, whose topics are then NAME@cam2")
+    stream: str = name_text("", STREAM_ID, "a stream id is 1 to 32 letters, digits, '_' or '-' (it becomes part "
+                                           "of every topic name, after '@')",
+                            "the stream these sources feed: \"\" the default one; an id (cam2) when several "
+                            "cameras share a bus, whose topics are then NAME@cam2")
 
 
 @dataclass
@@ -336,6 +348,8 @@ def _check_value(key: str, hint: type, value: Any, meta: typing.Mapping[str, Any
     lo, hi = meta.get("min"), meta.get("max")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ConfigError(f"{key} = {value!r} is out of range; allowed: {lo} to {hi}")
+    if value and meta.get("pattern") and not re.fullmatch(meta["pattern"], value):
+        raise ConfigError(f"{key} = {value!r}: {meta['rule']}")
     return value
 
 
@@ -349,7 +363,7 @@ def describe_schema() -> list[tuple[str, str, str, str]]:
         for f in dataclasses.fields(sec_cls):
             meta = f.metadata
             allowed = ", ".join(meta.get("choices", ())) or (
-                f"{meta['min']} to {meta['max']}" if meta.get("min") is not None else "")
+                f"{meta['min']} to {meta['max']}" if meta.get("min") is not None else meta.get("rule", ""))
             rows.append((f"{section.name}.{f.name}", hints[f.name].__name__, repr(f.default),
                          "; ".join(x for x in (allowed, meta.get("doc", "")) if x)))
     return rows

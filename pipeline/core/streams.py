@@ -6,8 +6,8 @@ fusion's pending frames). ``PerStream`` gives each stream seen on the bus a step
 the first step's ``fresh()`` (the same models, new state), and tags what each step publishes with
 its stream. The first stream gets the step the node built, so a one-stream run has exactly one.
 
-Topics that are not per stream (``Topic.per_stream``: ``system.health``) go to every stream's step, each seeing only the
-nodes that serve all streams or its own (``NodeHealth.stream``).
+Topics that are not per stream (``Topic.per_stream``: ``system.health``) go to every stream's step,
+each seeing only the nodes that serve all streams or its own (``NodeHealth.stream``).
 """
 
 from __future__ import annotations

@@ -9,10 +9,8 @@ topic (frames), QUEUED delivers every message in order (events).
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 
-from moodwire.pipeline.core.config import ConfigError
 from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, AudioChunk, ClockProbe, FaceTracks,
                                              Message, NodeStats, SpeechEvent, SystemHealth, TextAffect, Transcript,
                                              UtteranceAudio, VideoFrame, VoiceAffect)
@@ -95,8 +93,7 @@ TOPICS: dict[str, Topic] = {
 # above; stream S's are NAME@S (docs/schema.md section 1.1), so a subscriber's prefix "affect.frame"
 # takes every stream's, and each stream's messages keep their own latest-only slot.
 
-STREAM_SEPARATOR = "@"
-STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+STREAM_SEPARATOR = "@"  # a stream's id is checked by the config schema (config.STREAM_ID)
 
 
 def split_topic(topic: str) -> tuple[str, str]:
@@ -108,14 +105,6 @@ def split_topic(topic: str) -> tuple[str, str]:
 def stream_topic(name: str, stream: str) -> str:
     """The topic ``name`` carries on ``stream``."""
     return f"{name}{STREAM_SEPARATOR}{stream}" if stream else name
-
-
-def check_stream_id(stream: str, setting: str = "sources.stream") -> str:
-    """``stream`` if it is a valid stream id ("" is the default stream); ConfigError naming ``setting``."""
-    if stream and not STREAM_ID.fullmatch(stream):
-        raise ConfigError(f"{setting} = {stream!r}: a stream id is 1 to 32 letters, digits, '_' or '-' "
-                          "(it becomes part of every topic name, after '@')")
-    return stream
 
 
 def find_topic(topic: str) -> Topic | None:

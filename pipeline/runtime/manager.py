@@ -30,7 +30,6 @@ from moodwire.pipeline.core.config import Config, ManagerConfig
 from moodwire.pipeline.core.keys import joining_curve, server_curve
 from moodwire.pipeline.core.messages import ClockProbe, HostHealth, NodeHealth, NodeStats, SystemHealth
 from moodwire.pipeline.core.paths import new_run_dir
-from moodwire.pipeline.core.topics import check_stream_id
 from moodwire.pipeline.runtime.clock_sync import ClockFollower, answer
 from moodwire.pipeline.runtime.hosts import JoinedHosts
 from moodwire.pipeline.runtime.node_main import RUN_FILE
@@ -86,7 +85,6 @@ class Manager:
         self.curve = joining_curve(config.bus) if self.joined else None
         if not self.joined:
             server_curve(config.bus)
-        check_stream_id(config.sources.stream)
         self.config = config
         self.host = this_host(config.bus)
         self.notes = list(notes or [])
