@@ -24,7 +24,19 @@ from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance, Messag
 from moodwire.stream import Stream, subscribe
 from moodwire.timing import age_s, wall_clock
 
+
+
+def analyze(path, **options):  # noqa: ANN001, ANN201 (documented in pipeline/runtime/analyze.py)
+    """A recording's tables as pandas data frames (``frames``, ``utterances``, ``words``) and its ``summary``:
+    ``moodwire.analyze("session.mp4", out="results", format="csv", set=["face.engine=cpu"])``. Needs the
+    ``analysis`` extra; runs the pipeline's nodes in lossless mode (docs/analysis.md)."""
+    from moodwire.pipeline.runtime.analyze import analyze as run_analysis
+
+    return run_analysis(path, **options)
+
+
 __all__ = [
+    "analyze",
     "DEFAULT_ENDPOINT", "subscribe", "Stream", "Latest", "PersonEstimate", "Client", "on",
     "top_label", "modalities_used", "age_s", "wall_clock", "curve_keys", "add_key_options", "curve_from_args",
     "CurveClient", "ConfigError",

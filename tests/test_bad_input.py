@@ -30,7 +30,7 @@ from moodwire.pipeline.core.labels import LABELS
 from moodwire.pipeline.core.message_checks import problem
 from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, AudioChunk, ClockProbe, FaceTrack,
                                              FaceTracks, HeadPose, Message, ModalityInput, NodeHealth, NodeStats,
-                                             PersonAffect, SpeechEvent, SystemHealth, TextAffect, Transcript,
+                                             PersonAffect, Progress, SpeechEvent, SystemHealth, TextAffect, Transcript,
                                              UtteranceAudio, VideoFrame, VoiceAffect, VoiceFeatures, Word)
 from moodwire.pipeline.core.node import BadInput, handle
 from moodwire.pipeline.core.topics import TOPICS
@@ -96,6 +96,7 @@ def good(topic: str, t: int | None = None) -> Message:
         "system.host": lambda: SystemHealth(host="robot", nodes=[NodeHealth(name="video_source", alive=True, pid=3,
                                                                             restarts=0, uptime_s=1.0, rate_hz=30.0)]),
         "system.clock": lambda: ClockProbe(host="robot", reply=True, t_sent=5, t_received=7, t_replied=8),
+        "system.progress": lambda: Progress(node="vad", kind="watermark", stream="cam2", watermark=t - 5, host="robot"),
     }
     msg = messages[topic]()
     msg.t_capture = t

@@ -95,7 +95,10 @@ class SourcesConfig:
     audio: str = choice("mic", "mic", "file", "sample", "synthetic", "none",
                         doc="where audio.chunk comes from ('sample' = the sample clip)")
     file: str = text("", "media file (video with or without audio, or WAV) for video/audio = 'file'")
-    pace: str = choice("realtime", "realtime", "fast", doc="file playback: real time, or as fast as possible")
+    pace: str = choice("realtime", "realtime", "lossless",
+                       doc="file playback: 'realtime' (live semantics: latest-only frames, a late frame skipped), or "
+                           "'lossless' (every frame and sample, held back by the slowest node, decided by "
+                           "watermarks: what `moodwire analyze` runs; docs/analysis.md)")
     loop: bool = field(default=False, metadata={"doc": "restart the file at its end"})
     camera: int = number(0, 0, 63, "OpenCV camera index")
     width: int = number(640, 16, 7680, "video width (webcam request, synthetic size)")
@@ -117,7 +120,9 @@ class ManagerConfig:
     restart_backoff_max_s: float = number(10.0, 0.1, 300.0, "longest restart delay")
     stable_after_s: float = number(30.0, 1.0, 3600.0, "uptime after which the backoff resets")
     health_hz: float = number(1.0, 0.1, 10.0, "rate of system.health")
-    drain_s: float = number(1.0, 0.0, 60.0, "wait after all file sources end, before stopping")
+    drain_s: float = number(30.0, 0.0, 600.0, "after all file sources end, the longest wait for the nodes to "
+                                              "publish what they hold (real time); in lossless mode, the longest "
+                                              "time without progress before the run fails")
     nodes: str = text("", "comma-separated nodes of the process table to run on this host; empty = every node "
                           "the config enables. Where sources run on another host, leave them out here")
     host_timeout_s: float = number(3.0, 0.5, 60.0, "the bus host reports a joined host's nodes 'unreachable' "

@@ -372,6 +372,23 @@ class SystemHealth(Message):
 
 
 @dataclass(kw_only=True)
+class Progress(Message):
+    """``system.progress``: the flow of a run (pipeline/core/flow.py, docs/schema.md section 3.15).
+
+    ``kind``: "ready" (the node's subscriptions have reached the bus), "hello" (a source asks who is
+    ready), "waiting" (a real-time file source is ready to start), "start" (the manager starts the
+    timeline at ``t0``), "watermark" (``node`` will publish nothing more on ``stream`` whose event time is
+    below ``watermark``; ``flow.END``: it has processed its whole input and published everything)."""
+
+    node: str
+    kind: str
+    stream: str = ""
+    watermark: int = 0
+    t0: int = 0
+    host: str = ""  # the host the node runs on (bus.host): each host's manager starts its own sources
+
+
+@dataclass(kw_only=True)
 class ClockProbe(Message):
     """An NTP-style probe between a joined host's manager and the bus host's (pipeline/runtime/clock_sync.py).
 

@@ -51,6 +51,15 @@ class PerStream:
     def idle(self, now: int) -> Outputs:
         return [out for stream, step in self.steps.items() for out in self._tagged(stream, step.idle(now))]
 
+    def advance_stream(self, stream: str, watermark: int) -> Outputs:
+        """``advance`` of the stream's step, where it has one (pipeline/core/flow.py)."""
+        step = self.steps.get(stream)
+        return self._tagged(stream, step.advance(watermark)) if hasattr(step, "advance") else []
+
+    def holdback_stream(self, stream: str) -> int | None:
+        step = self.steps.get(stream)
+        return step.holdback() if hasattr(step, "holdback") else None
+
     def step(self, stream: str) -> StreamStep:
         """The step of ``stream``, made on its first message."""
         if stream not in self.steps:

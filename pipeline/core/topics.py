@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 
 from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, AudioChunk, ClockProbe, FaceTracks,
-                                             Message, NodeStats, SpeechEvent, SystemHealth, TextAffect, Transcript,
+                                             Message, NodeStats, Progress, SpeechEvent, SystemHealth, TextAffect, Transcript,
                                              UtteranceAudio, VideoFrame, VoiceAffect)
 
 
@@ -80,6 +80,9 @@ TOPICS: dict[str, Topic] = {
               "each node's own report: messages published, rates, malformed inputs", per_stream=False),
         Topic("system.host", SystemHealth, 1.0, Policy.QUEUED,
               "a joined host's manager: its nodes and its clock offset; merged into system.health",
+              per_stream=False),
+        Topic("system.progress", Progress, None, Policy.QUEUED,
+              "a node is ready; how far it has processed its input (watermarks); the timeline starts",
               per_stream=False),
         Topic("system.clock", ClockProbe, 1.0, Policy.QUEUED,
               "clock probes between a joined host's manager and the bus host's, and their replies",

@@ -46,7 +46,7 @@ def encode(topic: str, msg: Message) -> list[bytes | memoryview]:
     buffers: list[memoryview] = []
 
     def to_buffer(value: np.ndarray) -> dict:
-        arr = np.ascontiguousarray(value).reshape(value.shape)  # ascontiguousarray makes 0-d into 1-d
+        arr = owned(np.ascontiguousarray(value).reshape(value.shape))  # ascontiguousarray makes 0-d into 1-d
         if arr.dtype.str not in ALLOWED_DTYPES:
             raise WireError(f"array dtype {arr.dtype} cannot travel; use one of {sorted(ALLOWED_DTYPES)}")
         buffers.append(memoryview(arr).cast("B") if arr.size else memoryview(b""))
@@ -54,6 +54,17 @@ def encode(topic: str, msg: Message) -> list[bytes | memoryview]:
 
     header = to_plain(msg, to_buffer)
     return [topic.encode(), msgpack.packb(header, use_bin_type=True), *buffers]
+
+
+def owned(arr: np.ndarray) -> np.ndarray:
+    """``arr``, or a copy of it when its memory belongs to something other than numpy (a decoder's frame pool,
+    a memory map): ZeroMQ sends a buffer without copying it, later, from its own thread, and keeps alive only
+    the array handed to it; memory that PyAV or FFmpeg reuse or free meanwhile would be sent changed, or
+    crash the sender (EFAULT, "Bad address"). An array numpy owns, or a view of one, stays as it is."""
+    base = arr
+    while isinstance(base, np.ndarray) and not base.flags.owndata:
+        base = base.base
+    return arr if isinstance(base, (np.ndarray, bytes)) else arr.copy()
 
 
 def to_plain(value: Any, on_array: typing.Callable[[np.ndarray], Any]) -> Any:

@@ -40,6 +40,7 @@ from typing import Callable
 from moodwire.engines.engine import Stopwatch
 from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.config import Config, FusionConfig
+from moodwire.pipeline.core.flow import END
 from moodwire.pipeline.core.messages import (AffectUtterance, FaceTracks, Message, SpeechEvent, SystemHealth,
                                              TextAffect, Transcript, UtteranceAudio, VideoFrame, VoiceAffect)
 from moodwire.pipeline.core.node import Outputs
@@ -121,6 +122,23 @@ class FusionStep:
         out.extend(("affect.utterance", self._utterance(u, now)) for u in self._ready(now))
         self.speech.prune(now)
         return out
+
+    def advance(self, watermark: int) -> Outputs:
+        """Live mode: at the end of the input (pipeline/core/flow.py, every producer has said ``END``) every
+        frame still waiting and every ended utterance goes out at once, with what came."""
+        return self.flush(self.clock()) if watermark >= END else []
+
+    def flush(self, now: int) -> list[tuple[str, Message]]:
+        """Publish every pending frame and every utterance whose end is known, now."""
+        out = [self._publish_frame(p.frame_index, p.t_capture, now) for p in list(self.pending.values())]
+        return out + self.decide_utterances(END, now)
+
+    def decide_utterances(self, before: int, now: int) -> list[tuple[str, Message]]:
+        """Publish the utterances that ended before ``before`` (every result about them is in), complete or
+        not, in the order they started."""
+        due = sorted((u for u in self.speech.open.values() if u.ended_at is not None and u.t_end < before),
+                     key=lambda u: u.utterance_id)
+        return [("affect.utterance", self._utterance(u, now)) for u in due]
 
     def _handle(self, msg: Message, now: int) -> Outputs:
         if isinstance(msg, VideoFrame):

@@ -50,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--client-key", help="with --bus: this host's NAME.key_secret (= bus.client_secret)")
     run.set_defaults(func=cmd_run)
 
+    analyze = sub.add_parser("analyze", help="recordings -> per-frame, per-utterance and per-word tables "
+                                              "(lossless, docs/analysis.md)")
+    analyze.add_argument("paths", nargs="+", metavar="PATH", help="media files, or folders of them")
+    analyze.add_argument("--out", required=True, help="output folder: a folder per file, named by its stem")
+    analyze.add_argument("--format", default="parquet", choices=("parquet", "csv"), help="table files (default %(default)s)")
+    analyze.add_argument("--config", help="TOML config file (as for run)")
+    analyze.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    analyze.add_argument("--quiet", action="store_true", help="no progress bars")
+    analyze.set_defaults(func=cmd_analyze)
+
     listen = sub.add_parser("listen", help="print messages under a topic prefix")
     listen.add_argument("prefix", nargs="?", default="", help="topic prefix, e.g. video. or affect.")
     listen.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -130,6 +140,25 @@ def _stream_arg(parser: argparse.ArgumentParser) -> None:
 
 def _endpoint_arg(parser: argparse.ArgumentParser, help_text: str = "the pipeline's public endpoint") -> None:
     parser.add_argument("--endpoint", default=load_config().bus.public, help=f"{help_text} (default %(default)s)")
+
+
+# ------------------------------------------------------------------ analyze
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    try:
+        from moodwire.pipeline.runtime.analyze import AnalysisError, analyze_batch
+    except ImportError as exc:
+        print(f"moodwire: error: analyze needs the analysis extra ({exc.name} is missing): "
+              "pip install -e '.[analysis]'", file=sys.stderr)
+        return 2
+    try:
+        results = analyze_batch(args.paths, args.out, load_config(args.config, args.set), args.format,
+                                progress=not args.quiet)
+    except AnalysisError as exc:
+        print(f"moodwire: error: {exc}", file=sys.stderr)
+        return 2
+    return 1 if any(r.status == "failed" for r in results) else 0
 
 
 # ------------------------------------------------------------------ run

@@ -28,7 +28,8 @@ from moodwire.pipeline.core.bus import BusEndpoints, Publisher, Received, Subscr
 from moodwire.pipeline.core.clock import OffsetFile, now_ns
 from moodwire.pipeline.core.config import Config, ManagerConfig
 from moodwire.pipeline.core.keys import joining_curve, server_curve
-from moodwire.pipeline.core.messages import ClockProbe, HostHealth, NodeHealth, NodeStats, SystemHealth
+from moodwire.pipeline.core.flow import END, LOSSLESS_HWM, PROGRESS_TOPIC
+from moodwire.pipeline.core.messages import ClockProbe, HostHealth, NodeHealth, NodeStats, Progress, SystemHealth
 from moodwire.pipeline.core.paths import new_run_dir
 from moodwire.pipeline.runtime.clock_sync import ClockFollower, answer
 from moodwire.pipeline.runtime.hosts import JoinedHosts
@@ -44,6 +45,7 @@ STALLED_AFTER_S = 4.0
 CLOCK_FILE = "clock.offset"
 JOIN_PROBE_S = 0.2  # probe period while waiting for the bus host's first reply
 JOIN_REMIND_S = 5.0
+FILE_CRASH_LIMIT = 3  # a node that crashes this often in a run over a file is in a crash loop: the run fails
 
 
 def next_backoff(previous_s: float, uptime_s: float, cfg: ManagerConfig) -> float:
@@ -59,7 +61,8 @@ class NodeProcess:
 
     spec: NodeSpec
     popen: subprocess.Popen | None = None
-    state: str = "starting"  # running | backoff | finished | stopped
+    state: str = "starting"  # starting (until it is ready: models loaded, subscribed) | running | backoff | finished
+    # | stopped
     restarts: int = 0
     started_at: float = 0.0
     restart_at: float = 0.0
@@ -85,6 +88,9 @@ class Manager:
         self.curve = joining_curve(config.bus) if self.joined else None
         if not self.joined:
             server_curve(config.bus)
+        self.lossless = config.sources.pace == "lossless"
+        if self.lossless:  # back-pressure bounds what is in flight; ZeroMQ must drop nothing (pipeline/core/flow.py)
+            config = dataclasses.replace(config, bus=dataclasses.replace(config.bus, hwm=LOSSLESS_HWM))
         self.config = config
         self.host = this_host(config.bus)
         self.notes = list(notes or [])
@@ -99,6 +105,15 @@ class Manager:
         self._sub: Subscriber | None = None
         self.clock: ClockFollower | None = None
         self.joined_hosts = JoinedHosts(config.manager.host_timeout_s)
+        self.failure = ""  # why the run failed (exit 1): a node's crash in lossless mode, a crash loop on a file
+        self.ended: set[str] = set()  # nodes that have said END (pipeline/core/flow.py)
+        self.last_progress = 0.0  # monotonic time of the newest watermark from any node
+        self.t0_ns = 0
+        sources = [p for p in self.nodes.values() if p.spec.is_source]
+        self.starts_timeline = (not self.lossless and bool(sources)
+                                and "file" in (config.sources.video, config.sources.audio))
+        self.waiting: set[str] = set()  # sources ready to start the timeline
+        self._run_file: dict = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -111,15 +126,29 @@ class Manager:
             run["clock_file"] = str(self.clock.offset_file.path)
             if not self._wait_for_clock():
                 return
-        run["t0_ns"] = self._now_ns() + START_DELAY_NS
+        # a file in real time starts its timeline only once every node is ready (_start_timeline); 0 says so
+        self.t0_ns = 0 if self.starts_timeline else self._start_time()
+        run["t0_ns"] = self.t0_ns
+        self._run_file = run
         (self.run_dir / RUN_FILE).write_text(json.dumps(run))
         for proc in self.nodes.values():
             self._spawn(proc)
         if not self.joined:
             self._connect()
 
+    def _start_time(self) -> int:
+        """The timeline's t0. In real time a little ahead, so every source starts on it. In lossless mode the
+        file's times lie in the past (the run goes faster than real time, and a capture time may not be
+        ahead of the clock), on a whole second, so that times in milliseconds keep their differences."""
+        if not self.lossless:
+            return self._now_ns() + START_DELAY_NS
+        from moodwire.pipeline.sources.media_file import probe_media
+
+        back_s = int(probe_media(self.config.sources.file).duration_s) + 2
+        return max(1, self._now_ns() // 1_000_000_000 - back_s) * 1_000_000_000
+
     def _connect(self) -> None:
-        topics = ["system.node", "system.clock"] + ([] if self.joined else ["system.host"])
+        topics = ["system.node", "system.clock", PROGRESS_TOPIC] + ([] if self.joined else ["system.host"])
         self._pub = Publisher(self.endpoints.internal_pub, "manager", hwm=self.config.bus.hwm, curve=self.curve)
         self._sub = Subscriber(self.endpoints.internal_sub, topics, hwm=self.config.bus.hwm, curve=self.curve)
         if self.joined:
@@ -151,7 +180,9 @@ class Manager:
         return self.clock.bus_ns() if self.clock is not None else now_ns()
 
     def run(self, duration_s: float | None = None) -> int:
-        """Run until stopped, ``duration_s`` passes, or every file source has finished."""
+        """Run until stopped, ``duration_s`` passes, or every file source has finished and every node has
+        published what it held (``END``, pipeline/core/flow.py; in real time at most ``manager.drain_s``
+        after the sources end). 1 when the run failed (``failure``), else 0."""
         try:
             self.start()  # inside: a failed prepare step still removes the run dir
             deadline = None if duration_s is None else time.monotonic() + duration_s
@@ -159,7 +190,7 @@ class Manager:
             sources_done_at: float | None = None
             while not self.stopping.wait(POLL_S):
                 now = time.monotonic()
-                if deadline is not None and now >= deadline:
+                if (deadline is not None and now >= deadline) or self.failure:
                     break
                 self.supervise(now)
                 self._collect_stats()
@@ -172,11 +203,28 @@ class Manager:
                 if sources_done_at is None and self._sources_finished():
                     sources_done_at = now
                     print("moodwire: all sources finished; stopping", file=self.log)
-                if sources_done_at is not None and now - sources_done_at >= self.config.manager.drain_s:
+                if sources_done_at is not None and self._drained(now, sources_done_at):
                     break
         finally:
             self.stop()
-        return 0
+        if self.failure:
+            print(f"moodwire: the run failed: {self.failure}", file=self.log)
+        return 1 if self.failure else 0
+
+    def _drained(self, now: float, sources_done_at: float) -> bool:
+        """Every node has ended; or, in real time, ``drain_s`` has passed; in lossless mode no node has made
+        progress for ``drain_s`` (one is stuck: the run fails)."""
+        waiting = [p.spec.name for p in self.nodes.values()
+                   if not p.spec.is_source and p.spec.name != "bus" and p.spec.name not in self.ended]
+        if not waiting:
+            return True
+        if not self.lossless:
+            return now - sources_done_at >= self.config.manager.drain_s
+        if now - max(self.last_progress, sources_done_at) >= self.config.manager.drain_s:
+            self.failure = (f"{', '.join(waiting)} made no progress for {self.config.manager.drain_s:g} s "
+                            "(manager.drain_s) after the sources ended")
+            return True
+        return False
 
     def stop(self) -> None:
         """SIGINT to every node (the bus last), SIGKILL after the grace period; remove the run dir."""
@@ -194,7 +242,7 @@ class Manager:
 
     def supervise(self, now: float) -> None:
         for proc in self.nodes.values():
-            if proc.state == "running" and not proc.alive:
+            if proc.state in ("starting", "running") and not proc.alive:
                 self._on_exit(proc, now)
             elif proc.state == "backoff" and now >= proc.restart_at:
                 proc.restarts += 1
@@ -208,6 +256,12 @@ class Manager:
         cause = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
         tail = next((line for line in reversed(proc.stderr_tail) if line.strip()), "")
         proc.last_error = f"{cause}: {tail}" if tail and code > 0 else cause
+        if self.lossless:  # what it held is lost: the tables would miss it, so the run fails rather than restart
+            self.failure = f"node {proc.spec.name} {proc.last_error} (lossless mode does not restart nodes)"
+            return
+        if "file" in (self.config.sources.video, self.config.sources.audio) and proc.restarts + 1 >= FILE_CRASH_LIMIT:
+            self.failure = f"node {proc.spec.name} crashed {proc.restarts + 1} times: {proc.last_error}"
+            return
         proc.backoff_s = next_backoff(proc.backoff_s, now - proc.started_at, self.config.manager)
         proc.restart_at = now + proc.backoff_s
         proc.state = "backoff"
@@ -220,7 +274,9 @@ class Manager:
             stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
             start_new_session=True,
         )
-        proc.state, proc.started_at, proc.reported_at = "running", time.monotonic(), 0.0
+        # the bus speaks no flow messages; any other node is "starting" until it says it is ready (or reports)
+        proc.state = "running" if proc.spec.name == "bus" else "starting"
+        proc.started_at, proc.reported_at = time.monotonic(), 0.0
         threading.Thread(target=self._pump_stderr, args=(proc, proc.popen.stderr), daemon=True).start()
 
     def _pump_stderr(self, proc: NodeProcess, stream: IO[str]) -> None:
@@ -244,7 +300,7 @@ class Manager:
                 print(f"moodwire: node {proc.spec.name} ignored SIGINT for "
                       f"{self.config.manager.grace_s} s; killed", file=self.log)
         for proc in procs:
-            if proc.state in ("running", "backoff"):
+            if proc.state in ("starting", "running", "backoff"):
                 proc.state = "stopped"
 
     def _sources_finished(self) -> bool:
@@ -257,6 +313,8 @@ class Manager:
         while self._sub and (got := self._sub.recv(timeout=0)) is not None:
             if isinstance(got.msg, NodeStats):
                 self._on_stats(got.msg)
+            elif isinstance(got.msg, Progress):
+                self._on_progress(got.msg)
             elif isinstance(got.msg, ClockProbe):
                 self._on_clock(got)
             elif isinstance(got.msg, SystemHealth) and got.topic == "system.host" and got.msg.host != self.host:
@@ -269,6 +327,35 @@ class Manager:
         proc = self.nodes.get(stats.name)
         if proc is not None and proc.popen is not None and proc.popen.pid == stats.pid:
             proc.reported_at = time.monotonic()
+            if proc.state == "starting":  # its ready message may have come before this manager listened
+                proc.state = "running"
+
+    def _on_progress(self, msg: Progress) -> None:
+        if msg.host != self.host:
+            return  # another host's node: its own manager starts and supervises it
+        if msg.kind == "ready" and msg.node in self.nodes and self.nodes[msg.node].state == "starting":
+            self.nodes[msg.node].state = "running"
+        if msg.kind == "waiting" and msg.node in self.nodes:
+            self.waiting.add(msg.node)
+            self._start_timeline()
+        if msg.kind != "watermark" or msg.stream != self.config.sources.stream:
+            return
+        self.last_progress = time.monotonic()
+        if msg.watermark >= END:
+            self.ended.add(msg.node)
+
+    def _start_timeline(self) -> None:
+        """Every file source of this host is ready (each has heard every node downstream): the timeline
+        starts a little ahead, the same for all, and a restarted source finds it in the run file."""
+        sources = {p.spec.name for p in self.nodes.values() if p.spec.is_source}
+        if not sources <= self.waiting:
+            return
+        if not self.t0_ns:
+            self.t0_ns = self._now_ns() + START_DELAY_NS
+            self._run_file["t0_ns"] = self.t0_ns
+            (self.run_dir / RUN_FILE).write_text(json.dumps(self._run_file))
+        self._pub.send(PROGRESS_TOPIC, Progress(node="manager", kind="start", t0=self.t0_ns, host=self.host,
+                                                t_capture=self._now_ns()))
 
     def _on_clock(self, got: Received) -> None:
         if self.clock is not None:

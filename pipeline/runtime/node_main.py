@@ -23,7 +23,7 @@ from moodwire.pipeline.core.config import from_dict
 from moodwire.pipeline.core.keys import joining_curve
 from moodwire.pipeline.core.node import NodeContext
 from moodwire.pipeline.core.signals import stop_on_signals
-from moodwire.pipeline.runtime.process_table import get_node
+from moodwire.pipeline.runtime.process_table import flow_plan, get_node
 
 RUN_FILE = "run.json"
 PR_SET_PDEATHSIG = 1
@@ -54,6 +54,7 @@ def context_from_run(name: str, run: dict) -> NodeContext:
         stop=threading.Event(),
         host=run.get("host", ""),
         curve=joining_curve(config.bus) if config.bus.join else None,
+        flow=flow_plan(name, config),
     )
 
 

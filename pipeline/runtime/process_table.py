@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from moodwire.pipeline.core.config import Config, ConfigError
+from moodwire.pipeline.core.flow import FlowPlan
 
 REPORT_TOPIC = "system.node"
 
@@ -90,3 +91,30 @@ def selected_names(config: Config) -> set[str] | None:
         raise ConfigError("bus.join is set but manager.nodes is not: name the nodes this host runs, e.g. "
                           "--nodes video_source,audio_source")
     return names or None
+
+
+def takes(spec: NodeSpec, config: Config) -> tuple[str, ...]:
+    """The topics ``spec`` takes in this config. In lossless mode fusion leaves ``video.frame`` to the face
+    node, which then sends ``face.tracks`` for every frame (pipeline/fusion/ordered.py)."""
+    if spec.name == "fusion" and config.sources.pace == "lossless" and config.nodes.face:
+        return tuple(t for t in spec.inputs if t != "video.frame")
+    return spec.inputs
+
+
+def flow_plan(name: str, config: Config) -> FlowPlan:
+    """Whose watermarks node ``name`` follows, and for a source whom it waits for (pipeline/core/flow.py),
+    among the nodes the config enables on any host."""
+    nodes = [spec for spec in PROCESS_TABLE if spec.enabled(config) and spec.name != "bus"]
+    spec = get_node(name)
+    upstream = tuple(n.name for n in nodes if set(n.outputs) & set(takes(spec, config)))
+    direct = [n.name for n in nodes if set(spec.outputs) & set(takes(n, config))]
+    downstream, frontier = set(direct), list(direct)
+    while frontier:
+        produced = get_node(frontier.pop()).outputs
+        for n in nodes:
+            if n.name not in downstream and set(produced) & set(takes(n, config)):
+                downstream.add(n.name)
+                frontier.append(n.name)
+    order = [n.name for n in nodes]
+    return FlowPlan(lossless=config.sources.pace == "lossless", upstream=upstream,
+                    downstream=tuple(sorted(downstream, key=order.index)), takes=tuple(direct))

@@ -19,6 +19,7 @@ restarted node seeks to where the timeline is.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 from dataclasses import dataclass
@@ -154,6 +155,9 @@ class _Timeline:
             return None
         return int(elapsed // self.period_s), elapsed % self.period_s
 
+    def starting_at(self, t0_ns: int) -> "_Timeline":
+        return dataclasses.replace(self, t0_ns=t0_ns)
+
     def t_capture(self, loop_pass: int, media_s: float) -> int:
         return self.t0_ns + int((loop_pass * self.period_s + media_s) * 1e9)
 
@@ -163,6 +167,10 @@ class FileVideo:
         self.info = info
         self.timeline = _Timeline(t0_ns, info.duration_s, loop, realtime)
         self.late_drops = 0
+
+    def start_at(self, t0_ns: int) -> None:
+        """The manager's start of the timeline (every node is ready): the file's first frame is at ``t0_ns``."""
+        self.timeline = self.timeline.starting_at(t0_ns)
 
     def messages(self, stop: threading.Event) -> Iterator[tuple[str, Message]]:
         av = _av()
@@ -205,6 +213,10 @@ class FileAudio:
     def __init__(self, info: MediaInfo, t0_ns: int, realtime: bool, loop: bool) -> None:
         self.info = info
         self.timeline = _Timeline(t0_ns, info.duration_s, loop, realtime)
+
+    def start_at(self, t0_ns: int) -> None:
+        """The manager's start of the timeline: the file's first sample is at ``t0_ns``."""
+        self.timeline = self.timeline.starting_at(t0_ns)
 
     def messages(self, stop: threading.Event) -> Iterator[tuple[str, Message]]:
         chunks_per_pass = int(np.ceil(self.info.duration_s * AUDIO_RATE / AUDIO_CHUNK))

@@ -20,6 +20,7 @@ import numpy as np
 
 from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.config import Config
+from moodwire.pipeline.core.flow import END
 from moodwire.pipeline.core.messages import AudioChunk, Message, SpeechEvent, UtteranceAudio
 from moodwire.pipeline.core.node import BadInput
 from moodwire.pipeline.vad import SAMPLE_RATE
@@ -106,6 +107,15 @@ class VadStep:
         if self.segmenter.state != SILENCE and now - self._last_arrival > self.stall_ns:
             return self.finish()
         return []
+
+    def advance(self, watermark: int) -> list[Output]:
+        """The audio is complete (pipeline/core/flow.py): at its end, close what is open at once."""
+        return self.finish() if watermark >= END else []
+
+    def holdback(self) -> int | None:
+        """Audio received but not classified yet may still open or close an utterance: nothing this step
+        publishes later has an event time before the end of what it has classified."""
+        return self._time_of(self.segmenter.position) if self._anchors else None
 
     def finish(self) -> list[Output]:
         """The stream ends or breaks here: close an open utterance, forget the partial frame."""

@@ -49,6 +49,11 @@ class _Utterance:
     closed_at: int | None = None  # step clock when the final piece came
     touched_at: int = 0
 
+    def t_end(self) -> int:
+        """Capture ns just after its last sample."""
+        samples = max((off + len(s) for off, s in self.pieces), default=0)
+        return self.t_start + round(samples * 1e9 / self.sample_rate)
+
     def audio(self) -> np.ndarray:
         """The pieces joined by their offsets; a gap (a lost piece) is filled with silence."""
         if not self.pieces:
@@ -100,6 +105,12 @@ class VoiceStep:
             del self._open[uid]
         for uid in [u for u, (_, seen) in self._transcripts.items() if now - seen > STALE_NS]:
             del self._transcripts[uid]
+
+    def advance(self, watermark: int) -> Outputs:
+        """Every transcript of an utterance ending below ``watermark`` has come (pipeline/core/flow.py):
+        an utterance still waiting for one gets none, whatever the wall clock says."""
+        for utt in [u for u in self._open.values() if u.closed_at is not None and u.t_end() < watermark]:
+            yield "voice.affect", self._finish(utt, None)
 
     def _on_audio(self, msg: UtteranceAudio, now: int) -> Outputs:
         if msg.utterance_id in self._done:
