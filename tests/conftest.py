@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 import wave
 from pathlib import Path
@@ -190,6 +191,28 @@ def start_pipeline(isolated_env):
 
 
 SYNTHETIC = ("--set", "sources.video=synthetic", "--set", "sources.audio=synthetic")
+
+
+@pytest.fixture
+def analyzed(isolated_env, tmp_path):
+    """``analyzed(media, *overrides)``: ``moodwire analyze`` run on ``media`` (real processes, lossless: every
+    frame and sample, as fast as the nodes go, the same result every time); its tables as data frames and
+    its summary. The suite's process tests that are not about live timing push media through this."""
+    import json
+
+    import pandas as pd
+
+    def run(media: Path, *overrides: str, timeout_s: float = 300) -> dict:
+        out = tmp_path / f"analyzed_{Path(media).stem}"
+        sets = [arg for o in overrides for arg in ("--set", o)]
+        done = subprocess.run([*MOODWIRE, "analyze", str(media), "--out", str(out), "--format", "csv", "--quiet",
+                               *sets], env=isolated_env, capture_output=True, text=True, timeout=timeout_s)
+        assert done.returncode == 0, done.stderr[-4000:]
+        folder = out / Path(media).stem
+        tables = {name: pd.read_csv(folder / f"{name}.csv") for name in ("frames", "utterances", "words")}
+        return {**tables, "summary": json.loads((folder / "summary.json").read_text()), "folder": folder}
+
+    return run
 
 
 def pid_alive(pid: int) -> bool:

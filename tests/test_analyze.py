@@ -45,9 +45,29 @@ def clips(tmp_path_factory, session_cache) -> dict[str, Path]:
         else:
             os.environ["XDG_CACHE_HOME"] = env_cache
     write_wav(folder / "speech_only.wav", script.samples)
+    write_vfr(folder / "vfr.mkv")
     (folder / "broken.mp4").write_bytes(np.random.default_rng(1).integers(0, 256, 4096, np.uint8).tobytes())
     return {"edges": folder / "edges.mkv", "wav": folder / "speech_only.wav", "broken": folder / "broken.mp4",
             "folder": folder, "speech_end_s": script.spans[0].end_s, "duration_s": script.samples.size / 16000}
+
+
+VFR_TIMES_MS = [0, 33, 100, 133, 250, 283, 300, 400, 433, 600]  # a variable frame rate: gaps from 17 to 167 ms
+
+
+def write_vfr(path: Path) -> None:
+    """A video whose frames come at ``VFR_TIMES_MS`` (a phone's variable frame rate), no audio."""
+    import av
+    from fractions import Fraction
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        video.codec_context.time_base = Fraction(1, 1000)
+        for k, ms in enumerate(VFR_TIMES_MS):
+            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 20 * k, np.uint8), format="bgr24")
+            frame.pts, frame.time_base = ms, Fraction(1, 1000)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
 
 
 def analyze(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
@@ -74,7 +94,7 @@ def test_a_batch_gives_every_frame_and_utterance_and_reports_a_bad_file(clips, c
     assert done.returncode == 1, done.stderr  # one file failed; the others went on
     assert "broken.mp4: failed: cannot decode media file" in done.stderr
     batch = {Path(r["path"]).name: r for r in json.loads((out / "batch.json").read_text())}
-    assert batch["broken.mp4"]["status"] == "failed" and set(batch) == {"broken.mp4", "edges.mkv",
+    assert batch["broken.mp4"]["status"] == "failed" and set(batch) == {"broken.mp4", "edges.mkv", "vfr.mkv",
                                                                           "silent_video.mp4", "speech_only.wav"}
     assert not list(out.glob("*.partial"))
 
@@ -100,8 +120,12 @@ def test_a_batch_gives_every_frame_and_utterance_and_reports_a_bad_file(clips, c
     assert silent["frame_index"].nunique() == decoded_frames(clip_video_only)
     assert len(pd.read_csv(out / "silent_video" / "utterances.csv")) == 0
 
+    vfr = pd.read_csv(out / "vfr" / "frames.csv")  # every frame once, at its own time
+    assert list(vfr["frame_index"]) == list(range(len(VFR_TIMES_MS)))
+    assert np.allclose(vfr["time_s"] - vfr["time_s"][0], np.array(VFR_TIMES_MS) / 1000, atol=1e-3)
+
     again = analyze([str(clips["folder"]), "--out", str(out), "--format", "csv", "--quiet"], isolated_env)
-    assert again.stderr.count(": up to date:") == 3, again.stderr  # the same files, config and models: resumed
+    assert again.stderr.count(": up to date:") == 4, again.stderr  # the same files, config and models: resumed
 
 
 def test_the_same_file_twice_gives_identical_tables_from_the_python_call(clips, isolated_env, tmp_path):

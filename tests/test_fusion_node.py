@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from moodwire.pipeline.core.bus import Subscriber
@@ -552,74 +553,47 @@ def with_a_sentence(clip):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
-def test_a_face_that_leaves_and_returns_in_a_running_pipeline_is_never_stale(start_pipeline, reference_clips):
-    """The real cut-away clip, looping, with the sample clip's speech: while the face is away, the
-    frames carry voice/text only (no track) or nothing (valid false), never a face older than the
-    time-out; when it is back, the face is used again."""
+def test_a_face_that_leaves_and_returns_through_the_running_nodes_is_never_stale(analyzed, reference_clips):
+    """The real cut-away clip with one spoken sentence, through the real processes losslessly: while the
+    face is away, the frames carry voice/text only (no track) or nothing, never a stale face; when it is
+    back, the face is used again."""
     from moodwire.tools.media.reference import LEAVE_SPAN
 
     clip, length = with_a_sentence(reference_clips["leaves_and_returns"])
-    timeout_ms = FusionConfig().face_timeout_s * 1000
-    pipeline = start_pipeline(*file_source(clip, "--set", "sources.audio=file"))
-    pipeline.wait_healthy(timeout=120)
-    assert wait_for_face(pipeline, within_s=30), "the clip's face was never found"
-    frames = pipeline.collect("affect.frame", 2 * length + 30, timeout=10.0)
-    assert_frame_rate(frames)
-    faced = {f.frame_index: [p for p in f.persons if inputs_of(p)["face"].present] for f in frames}
-    assert all(abs(inputs_of(p)["face"].age_ms) <= timeout_ms for ps in faced.values() for p in ps)
-    away = [f for f in frames if f.frame_index % length in LEAVE_SPAN[3:]]  # the detector may take a frame or two
-    assert len(away) >= 60
-    for f in away:
-        assert not faced[f.frame_index] and all(p.track_id is None for p in f.persons)
-        assert f.valid == bool(f.persons) and f.notes["face"] == "no face in view"
-    voiced = [f for f in away if f.persons]
+    frames = analyzed(clip)["frames"]
+    assert sorted(frames["frame_index"].unique()) == list(range(length))
+    first = frames.drop_duplicates("frame_index").set_index("frame_index")
+    away = first.loc[[i for i in LEAVE_SPAN[3:]]]  # the detector may take a frame or two
+    assert away["track_id"].isna().all() and away["missing"].str.contains("face").all()
+    voiced = away[away["modalities"].notna()]
     print(f"{len(voiced)} of {len(away)} frames without a face carry voice/text")
-    assert voiced or not espeak_available()  # the sentence is held (fusion.speech_hold_s) past the cut
-    assert all(set(p.modalities) <= {"voice", "text"} for f in voiced for p in f.persons)
-    back = [f for f in frames if f.frame_index % length not in range(LEAVE_SPAN.start - 3, LEAVE_SPAN.stop + 10)]
-    assert sum(bool(faced[f.frame_index]) for f in back) >= 0.9 * len(back)
+    assert len(voiced) or not espeak_available()  # the sentence is held (fusion.speech_hold_s) past the cut
+    assert all(set(m.split(";")) <= {"voice", "text"} for m in voiced["modalities"])
+    back = first.loc[[i for i in range(length) if i not in range(LEAVE_SPAN.start - 3, LEAVE_SPAN.stop + 10)]]
+    assert back["track_id"].notna().mean() >= 0.9
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
 @pytest.mark.skipif(not espeak_available(), reason="the two-face clip's voice is made by espeak-ng")
-def test_two_faces_one_speaking_in_a_running_pipeline_the_utterances_name_the_speaking_face(
-        start_pipeline, session_cache):
+def test_two_faces_one_speaking_through_the_running_nodes_the_utterances_name_the_speaking_face(
+        analyzed, session_cache):
     """The real two-face clip (tools/media/two_faces.py: the left face speaks, the right one is
-    still) played through the file source with its own audio track; the track ids come from
-    face.tracks, left or right by where the box is."""
-    from moodwire.pipeline.core.messages import FaceTracks
+    still) through the real processes, losslessly (``moodwire analyze``); the track ids come from
+    the frames table, left or right by where the box is."""
     from moodwire.tools.media.two_faces import two_faces
 
     folder = session_cache / "reference"
     folder.mkdir(exist_ok=True)
     clip = two_faces(folder, "still", "shaped")
-    pipeline = start_pipeline(*file_source(clip.path, "--set", "sources.audio=file"))
-    pipeline.wait_healthy(timeout=120)
-    side: dict[int, str] = {}
-    utterances: list[AffectUtterance] = []
-    sub = Subscriber(pipeline.endpoint, ["face.tracks", "affect.utterance"], queue_everything=True)
-    try:
-        first_seen = None
-        deadline = time.monotonic() + 60
-        while len(utterances) < 4 and time.monotonic() < deadline:
-            got = sub.recv(timeout=5.0)
-            if got is None:
-                continue
-            if isinstance(got.msg, FaceTracks):
-                first_seen = first_seen or got.msg.t_capture
-                for f in got.msg.faces:
-                    side[f.track_id] = "left" if (f.box[0] + f.box[2]) / 2 < 320 else "right"
-            elif first_seen and got.msg.t_start > first_seen:  # its whole span was seen by this test
-                utterances.append(got.msg)
-    finally:
-        sub.close()
-    assert len(utterances) >= 3, f"{len(utterances)} utterances; output:\n{pipeline.output()}"
-    for utt in utterances:
-        print(utt.speaker_track_id, utt.speaker_reason, utt.speaker_scores)
-        assert side.get(utt.speaker_track_id) == "left", (utt.speaker_reason, utt.speaker_scores, side)
-        assert "face" not in utt.missing and "voice" not in utt.missing
+    result = analyzed(clip.path)
+    frames, utterances = result["frames"].dropna(subset=["track_id"]), result["utterances"]
+    centre = frames.assign(x=(frames["box_x0"] + frames["box_x1"]) / 2).groupby("track_id")["x"].mean()
+    side = {int(t): "left" if x < 320 else "right" for t, x in centre.items()}
+    assert sorted(side.values()) == ["left", "right"]
+    assert len(utterances) >= 3, utterances
+    for _, utt in utterances.iterrows():
+        assert side.get(utt["speaker_track_id"]) == "left", (utt.to_dict(), side)
+        assert pd.isna(utt["face_missing"]) and pd.isna(utt["voice_missing"])
 
 
 def video_source_health(state: str) -> SystemHealth:

@@ -36,12 +36,14 @@ from .media.speech_clip import make_media
 SAMPLE_S = 0.2
 
 
-def tree_peak_mb(command: list[str], timeout_s: float) -> tuple[int, float, float]:
-    """Run ``command``; (exit code, wall seconds, peak total RSS of it and its descendants, MB)."""
+def tree_peak_mb(command: list[str], timeout_s: float, log: Path) -> tuple[int, float, float]:
+    """Run ``command`` (its stderr into ``log``); (exit code, wall seconds, peak total RSS of it and its
+    descendants, MB)."""
     import psutil
 
     started = time.monotonic()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with log.open("w") as err:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
     root = psutil.Process(proc.pid)
 
     def pids() -> dict[str, int]:
@@ -60,22 +62,31 @@ def tree_peak_mb(command: list[str], timeout_s: float) -> tuple[int, float, floa
     return code, time.monotonic() - started, sampler.max_mb("total") or 0.0
 
 
+def failed(code: int, log: Path) -> dict[str, Any]:
+    tail = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("moodwire")][-3:]
+    return {"status": "failed", "reason": f"exit {code}: {' | '.join(tail)}"}
+
+
 def run_analyze(mkv: Path, out: Path) -> dict[str, Any]:
+    log = out / "analyze.log"
     code, wall, peak = tree_peak_mb([sys.executable, "-m", "moodwire.pipeline.runtime.cli", "analyze", str(mkv),
-                                     "--out", str(out), "--quiet"], timeout_s=1800)
+                                     "--out", str(out), "--quiet"], 1800, log)
     if code != 0:
-        return {"status": "failed", "reason": f"exit {code}"}
+        return failed(code, log)
     summary = json.loads((out / mkv.stem / "summary.json").read_text())
     keep = ("duration_s", "frames_in_file", "frames_analysed", "utterances", "wall_s", "speed_x", "processing_s",
             "processing_speed_x")
     return {"status": "ran", **{k: summary[k] for k in keep}, "rss_peak_mb": round(peak, 1), "command_wall_s": wall}
 
 
-def run_live(mkv: Path, seconds: float) -> dict[str, Any]:
+def run_live(mkv: Path, seconds: float, folder: Path) -> dict[str, Any]:
+    log = folder / "live.log"
     code, wall, peak = tree_peak_mb([sys.executable, "-m", "moodwire.pipeline.runtime.cli", "run", "--quiet",
                                      "--source", str(mkv), "--set", "bus.public=tcp://127.0.0.1:5597"],
-                                    timeout_s=seconds + 300)
-    return {"status": "ran" if code == 0 else "failed", "rss_peak_mb": round(peak, 1), "wall_s": round(wall, 1)}
+                                    seconds + 300, log)
+    if code != 0:
+        return failed(code, log)
+    return {"status": "ran", "rss_peak_mb": round(peak, 1), "wall_s": round(wall, 1)}
 
 
 def rows(analyze: dict[str, Any], naive: dict[str, Any], live: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -103,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"clip: {mkv.name}, {seconds:.1f} s; analyze ...", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-analyze-") as folder:
         analyze = run_analyze(mkv, Path(folder))
-    print("naive loop ...", file=sys.stderr, flush=True)
-    naive = run_json_tool([sys.executable, "-m", "moodwire.tools.naive_loop", str(mkv), str(wav), "--start", "0",
-                           "--paced-s", "1", "--fast-s", str(int(seconds))], timeout_s=1800)
-    print("live run ...", file=sys.stderr, flush=True)
-    live = run_live(mkv, seconds)
+        print("naive loop ...", file=sys.stderr, flush=True)
+        naive = run_json_tool([sys.executable, "-m", "moodwire.tools.naive_loop", str(mkv), str(wav), "--start", "0",
+                               "--paced-s", "1", "--fast-s", str(int(seconds))], timeout_s=1800)
+        print("live run ...", file=sys.stderr, flush=True)
+        live = run_live(mkv, seconds, Path(folder))
     table = rows(analyze, naive, live)
     print("| contender | speed (x real time) | counted | peak RSS |\n| --- | --- | --- | --- |")
     for row in table:

@@ -42,6 +42,7 @@ from moodwire.pipeline.core.wire import MAX_BUFFER_BYTES, MAX_HEADER_BYTES, MAX_
 DEFAULT_PUBLIC: str = BusConfig.public  # the defaults live in the config schema
 DEFAULT_HWM: int = BusConfig.hwm
 RATE_WINDOW_S = 2.0
+SEND_LINGER_MS = 2000  # how long a node that ends waits for its last messages to leave
 # libzmq checks ZMQ_MAXMSGSIZE per frame, as it reads the frame's length and before allocating it, and closes
 # the connection of a peer that sends more, dropping its partial message: a publisher reconnects by itself, a
 # subscriber's own connection stays closed (libzmq does not retry after a protocol error).
@@ -235,6 +236,15 @@ class Publisher:
 
     def close(self) -> None:
         self._socket.close()
+
+
+def finish_sends(linger_ms: int = SEND_LINGER_MS) -> None:
+    """Close this process's ZeroMQ sockets and wait until their queued messages are sent (at most
+    ``linger_ms``). Frames travel without a copy: libzmq's I/O thread reads the array after ``send`` has
+    returned, and at interpreter exit Python would free arrays it still reads (EFAULT, "Bad address",
+    SIGABRT in the node that sent its last frames just before it ended). Every node process calls this
+    before it exits."""
+    zmq.Context.instance().destroy(linger=linger_ms)
 
 
 @dataclass

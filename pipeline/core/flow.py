@@ -30,7 +30,7 @@ from moodwire.pipeline.core.messages import (Message, Progress, SpeechEvent, Tex
                                              VoiceAffect)
 
 END = 1 << 62  # the watermark of a node that has finished: later than any capture time
-TAKES_AHEAD_S = 1.0  # a node that takes the source's own topic (its frames queue there) is at most this far behind
+TAKES_AHEAD_S = 0.3  # a node that takes the source's own topic (its frames queue there) is at most this far behind
 AHEAD_S = 8.0  # any other node downstream (it holds no frames: the ASR, fusion) is at most this far behind
 PROGRESS_TOPIC = "system.progress"
 WATERMARK_STEP_NS = 100_000_000  # a watermark is published when it has moved this far (or ends): a lower one is

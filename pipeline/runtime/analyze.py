@@ -61,6 +61,17 @@ class FileResult:
                 f"({s.get('processing_speed_x', 0):.2f}x once the models were loaded) -> {self.out}")
 
 
+def require_extra(fmt: str) -> None:
+    """AnalysisError naming the extra when a library the tables need is missing (before anything runs)."""
+    import importlib.util
+
+    needed = ["pandas", "matplotlib", "tqdm"] + (["pyarrow"] if fmt == "parquet" else [])
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise AnalysisError(f"analyze needs {', '.join(missing)}: pip install -e '.[analysis]' (or "
+                            "pip install 'moodwire[analysis]')")
+
+
 def media_files(paths: list[str | Path]) -> list[Path]:
     """The files to analyse: each path, or the media files in a folder (sorted, by suffix)."""
     found: list[Path] = []
@@ -167,8 +178,9 @@ def run_lossless(config: Config, log: Any, on_progress: Callable[[float], None] 
 
 def analyze_file(path: Path, out: Path, config: Config, fmt: str = "parquet",
                  models: list[dict] | None = None, progress: bool = False) -> FileResult:
-    """Analyse one file into ``out/<stem>/``; never raises for a bad file (its result says why)."""
-    target = out / path.stem
+    """Analyse one file into ``out/<stem>/``; never raises for a bad file (its result says why, and the nodes'
+    log of a failed run is kept as ``out/<stem>.failed.log``)."""
+    target, partial = out / path.stem, out / f"{path.stem}.partial"
     try:
         info = probe_media(path)
         models = models if models is not None else models_used(config)
@@ -178,7 +190,6 @@ def analyze_file(path: Path, out: Path, config: Config, fmt: str = "parquet",
             key = run_key(file_sha, run_config, models)
             if _up_to_date(target, key):
                 return FileResult(str(path), "up to date", out=str(target), summary=_read_summary(target))
-            partial = out / f"{path.stem}.partial"
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
             with (partial / "run.log").open("w") as log, _bar(progress, path.name, info.duration_s) as bar:
@@ -193,7 +204,16 @@ def analyze_file(path: Path, out: Path, config: Config, fmt: str = "parquet",
         partial.rename(target)
         return FileResult(str(path), "analysed", out=str(target), summary=summary)
     except (SourceUnavailable, AnalysisError, ConfigError, OSError) as exc:
-        return FileResult(str(path), "failed", reason=str(exc))
+        return FileResult(str(path), "failed", reason=str(exc) + _keep_log(partial, out / f"{path.stem}.failed.log"))
+
+
+def _keep_log(partial: Path, log: Path) -> str:
+    """Keep a failed run's log beside the tables (nothing else of it); where it went, for the reason."""
+    if not (partial / "run.log").is_file():
+        return ""
+    (partial / "run.log").replace(log)
+    shutil.rmtree(partial, ignore_errors=True)
+    return f" (the nodes' log: {log})"
 
 
 def write_tables(result: dict[str, Any], folder: Path, fmt: str) -> None:
@@ -270,6 +290,7 @@ def analyze_batch(paths: list[str | Path], out: str | Path, config: Config, fmt:
     """Every file of ``paths`` (files or folders) into ``out``; ``out/batch.json`` lists the results."""
     if fmt not in FORMATS:
         raise AnalysisError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    require_extra(fmt)
     out = Path(out)
     check_out_dir(out)
     files = media_files(paths)
@@ -300,6 +321,7 @@ def analyze(path: str | Path, out: str | Path | None = None, format: str = "parq
             progress: bool = False) -> dict[str, Any]:
     """Analyse one recording; its tables as pandas data frames (``frames``, ``utterances``, ``words``) and its
     ``summary``. ``out``: where the files go (default: a temporary folder, removed after reading)."""
+    require_extra(format)
     settings = load_config(config, list(set))
     with tempfile.TemporaryDirectory(prefix="moodwire-tables-") as scratch:
         folder = Path(out) if out is not None else Path(scratch)

@@ -146,12 +146,8 @@ def _endpoint_arg(parser: argparse.ArgumentParser, help_text: str = "the pipelin
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    try:
-        from moodwire.pipeline.runtime.analyze import AnalysisError, analyze_batch
-    except ImportError as exc:
-        print(f"moodwire: error: analyze needs the analysis extra ({exc.name} is missing): "
-              "pip install -e '.[analysis]'", file=sys.stderr)
-        return 2
+    from moodwire.pipeline.runtime.analyze import AnalysisError, analyze_batch
+
     try:
         results = analyze_batch(args.paths, args.out, load_config(args.config, args.set), args.format,
                                 progress=not args.quiet)

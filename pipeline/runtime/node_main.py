@@ -17,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from moodwire.pipeline.core.bus import BusEndpoints
+from moodwire.pipeline.core.bus import BusEndpoints, finish_sends
 from moodwire.pipeline.core.clock import follow_offset_file
 from moodwire.pipeline.core.config import from_dict
 from moodwire.pipeline.core.keys import joining_curve
@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     ctx = context_from_run(name, run)
     stop_on_signals(ctx.stop)
     module = importlib.import_module(get_node(name).module)
-    return module.main(ctx) or 0
+    try:
+        return module.main(ctx) or 0
+    finally:
+        finish_sends()
 
 
 if __name__ == "__main__":

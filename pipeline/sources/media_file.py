@@ -167,6 +167,7 @@ class FileVideo:
         self.info = info
         self.timeline = _Timeline(t0_ns, info.duration_s, loop, realtime)
         self.late_drops = 0
+        self.sent = 0
 
     def start_at(self, t0_ns: int) -> None:
         """The manager's start of the timeline (every node is ready): the file's first frame is at ``t0_ns``."""
@@ -175,6 +176,7 @@ class FileVideo:
     def messages(self, stop: threading.Event) -> Iterator[tuple[str, Message]]:
         av = _av()
         start = self.timeline.start()
+        last_t = -1
         while start is not None:
             loop_pass, offset_s = start
             with av.open(self.info.path) as container:
@@ -188,6 +190,8 @@ class FileVideo:
                     if media_s < offset_s - 1e-6:
                         continue
                     t = self.timeline.t_capture(loop_pass, media_s)
+                    if not self.timeline.realtime:  # lossless: a timestamp that does not rise goes 1 ns after the last
+                        t = last_t = max(t, last_t + 1)
                     msg = self._message(frame, loop_pass, media_s, t)  # convert before its time comes
                     if self.timeline.realtime:
                         if not wait_until(t, stop):
@@ -203,7 +207,11 @@ class FileVideo:
             start = (loop_pass + 1, 0.0)
 
     def _message(self, frame, loop_pass: int, media_s: float, t: int) -> VideoFrame:
-        index = round((loop_pass * self.info.duration_s + media_s) * self.info.fps)
+        """In real time the index follows the time (a restarted source rejoins mid-file); played whole (lossless)
+        it counts the frames, so a variable frame rate gives 0, 1, 2, ... with each frame's own time."""
+        index = (round((loop_pass * self.info.duration_s + media_s) * self.info.fps) if self.timeline.realtime
+                 else self.sent)
+        self.sent += 1
         image = frame.to_ndarray(format="bgr24")
         return VideoFrame(frame_index=index, width=image.shape[1], height=image.shape[0],
                           fps_nominal=self.info.fps, image=image, t_capture=t)
