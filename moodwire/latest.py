@@ -9,10 +9,11 @@ from typing import Any
 
 from moodwire.endpoint import DEFAULT_ENDPOINT
 from moodwire.pipeline.core.affect import top_label
-from moodwire.pipeline.core.bus import Subscriber
 from moodwire.pipeline.core.keys import CurveClient
-from moodwire.pipeline.core.messages import AffectFrame, PersonAffect
+from moodwire.pipeline.core.link_watch import LinkWatch
+from moodwire.pipeline.core.messages import AffectFrame, PersonAffect, SystemHealth
 from moodwire.timing import age_s
+from moodwire.watch import client_subscriber, log
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ class PersonEstimate:
 
     @property
     def label(self) -> str:
-        """The most probable emotion category."""
-        return top_label(self.person.labels, self.person.probs)
+        """The steady label: the most probable category once it has led for ``fusion.label_hold_s``."""
+        return top_label(self.person)
 
 
 class Latest:
@@ -65,17 +66,43 @@ class Latest:
         if max_age_s <= 0:
             raise ValueError(f"max_age_s must be positive, got {max_age_s}")
         self.max_age_s = max_age_s
-        self._sub = Subscriber(endpoint, ["affect.frame"], curve=curve, **subscriber_kwargs)
+        self._watch = LinkWatch(endpoint, ["affect.frame"], log.warning)
+        self._sub = client_subscriber(endpoint, ["affect.frame", "system.health"], curve=curve, watch=self._watch,
+                                      **subscriber_kwargs)
         self._lock = threading.Lock()
         self._frame: AffectFrame | None = None
+        self._run_id = ""
+        self._run_changed = False
 
     def frame(self) -> AffectFrame | None:
-        """The newest ``affect.frame`` received, or None before the first."""
+        """The newest ``affect.frame`` received, or None before the first (or since a new run started)."""
         with self._lock:
             while (got := self._sub.recv(0)) is not None:
                 if isinstance(got.msg, AffectFrame):
                     self._frame = got.msg
+                elif isinstance(got.msg, SystemHealth) and got.msg.run_id and got.msg.run_id != self._run_id:
+                    self._new_run(got.msg.run_id)
             return self._frame
+
+    @property
+    def run_id(self) -> str:
+        """The pipeline run's id (``system.health``, once a second); "" before the first report."""
+        self.frame()
+        return self._run_id
+
+    def run_changed(self) -> bool:
+        """True once after the pipeline has restarted (a new ``run_id``): its frame indices, utterance ids
+        and smoothing start again, so reset what the application keeps across frames."""
+        self.frame()
+        with self._lock:
+            changed, self._run_changed = self._run_changed, False
+        return changed
+
+    def _new_run(self, run_id: str) -> None:
+        if self._run_id:  # not the first run seen
+            self._run_changed = True
+            self._frame = None  # the old run's
+        self._run_id = run_id
 
     def frame_age_s(self) -> float | None:
         """Seconds since the newest frame's capture; None before the first frame."""
@@ -105,10 +132,12 @@ class Latest:
         return max(everyone, key=lambda e: (e.confidence, e.track_id is not None), default=None)
 
     def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for the first frame; True once there is one."""
+        """Wait up to ``timeout`` seconds for the first frame; True once there is one. On False it logs
+        (once) what it waited for and how to check."""
         deadline = time.monotonic() + timeout
         while self.frame() is None:
             if time.monotonic() >= deadline:
+                self._watch.tell()
                 return False
             time.sleep(0.01)
         return True

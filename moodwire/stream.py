@@ -6,9 +6,10 @@ import time
 from typing import Any, Iterable, Iterator
 
 from moodwire.endpoint import DEFAULT_ENDPOINT
-from moodwire.pipeline.core.bus import Received, Subscriber
+from moodwire.pipeline.core.bus import Received
 from moodwire.pipeline.core.keys import CurveClient
 from moodwire.pipeline.core.messages import Message
+from moodwire.watch import client_subscriber
 
 _POLL_S = 0.25  # a blocked iteration wakes this often, so Ctrl-C and close() are seen promptly
 
@@ -30,8 +31,8 @@ class Stream:
         if not self.prefixes:
             raise ValueError("subscribe to at least one topic prefix ('' means every topic)")
         self.endpoint = endpoint
-        self.subscriber = Subscriber(endpoint, self.prefixes, queue_everything=queue_everything, curve=curve,
-                                     **subscriber_kwargs)
+        self.subscriber = client_subscriber(endpoint, self.prefixes, queue_everything=queue_everything,
+                                            curve=curve, **subscriber_kwargs)
         self._closed = False
 
     def receive(self, timeout: float | None = None) -> Received | None:
@@ -84,6 +85,10 @@ def subscribe(prefix: str | Iterable[str] = "affect.", endpoint: str = DEFAULT_E
     Messages published before the subscription reaches the publisher (a few ms after this
     returns) are not delivered: ZeroMQ PUB/SUB (docs/schema.md, section 1). A CURVE-secured
     endpoint needs ``curve=moodwire.curve_keys("server.key", "client.key_secret")``; without the
-    right keys nothing arrives, and ``stream.subscriber.handshake_error`` says why.
+    right keys nothing arrives, and ``stream.subscriber.handshake_error`` says why (it is logged too).
+
+    A prefix that no topic starts with (``"affect.utterances"``) raises ``UnknownPrefixError``, an endpoint
+    ZeroMQ cannot use (``"localhost:5560"``) ``ConfigError``; with nothing received for 5 s the stream logs
+    once (logger ``moodwire``) what it waits for and how to check.
     """
     return Stream(prefix, endpoint, queue_everything=queue_everything, curve=curve, **subscriber_kwargs)

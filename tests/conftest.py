@@ -207,7 +207,8 @@ def analyzed(isolated_env, tmp_path):
         sets = [arg for o in overrides for arg in ("--set", o)]
         done = subprocess.run([*MOODWIRE, "analyze", str(media), "--out", str(out), "--format", "csv", "--quiet",
                                *sets], env=isolated_env, capture_output=True, text=True, timeout=timeout_s)
-        assert done.returncode == 0, done.stderr[-4000:]
+        failed_log = out / f"{Path(media).stem}.failed.log"
+        assert done.returncode == 0, done.stderr[-4000:] + (failed_log.read_text()[-4000:] if failed_log.is_file() else "")
         folder = out / Path(media).stem
         tables = {name: pd.read_csv(folder / f"{name}.csv") for name in ("frames", "utterances", "words")}
         return {**tables, "summary": json.loads((folder / "summary.json").read_text()), "folder": folder}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 
@@ -171,6 +172,41 @@ def test_busy_public_endpoint_is_reported(endpoint):
     finally:
         holder.close(0)
     assert result.returncode == 2 and "is in use" in result.stderr and "bus.public" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["run"], ["listen"], ["view", "--out", "x.mp4"], ["record", "x.mwrec"]])
+@pytest.mark.parametrize("duration", ["0", "-1", "nan"])
+def test_a_duration_that_is_not_positive_is_refused_in_one_line(command, duration):
+    result = moodwire(*command, "--duration", duration)
+    assert result.returncode == 2 and "is not a positive number of seconds" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) <= 8  # argparse: usage, then the line
+
+
+def test_ctrl_c_while_the_pipeline_starts_stops_it_quietly():
+    for delay in (0.6, 1.5):
+        proc = subprocess.Popen([*MOODWIRE, "run", *SYNTHETIC, "--quiet"], stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+        assert "did not hear" not in stderr and "not listening" not in stderr, stderr  # it was stopped, not deaf
+
+
+def test_models_json_piped_into_head_is_quiet():
+    result = subprocess.run(f"{' '.join(MOODWIRE)} models --json | head -c 10", shell=True, capture_output=True,
+                            text=True, timeout=120)
+    assert result.stderr == "" and len(result.stdout) == 10
+
+
+def test_doctor_says_how_to_free_a_port_in_use(endpoint):
+    holder = zmq.Context.instance().socket(zmq.PUB)
+    holder.bind(endpoint)
+    try:
+        result = moodwire("doctor", "--set", f"bus.public={endpoint}")
+    finally:
+        holder.close(0)
+    assert f"{endpoint} is in use" in result.stdout
+    assert "fix: stop the other moodwire, or set bus.public to a free endpoint, e.g. --set bus.public=" in result.stdout
 
 
 def test_listen_json_writes_a_measure_that_does_not_exist_as_null():

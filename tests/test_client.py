@@ -24,7 +24,10 @@ import pytest
 import moodwire
 from moodwire.pipeline.core.bus import Publisher
 from moodwire.pipeline.core.clock import now_ns
-from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance, Message, ModalityInput, PersonAffect
+from moodwire.pipeline.core.link_watch import LinkWatch
+from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, Message, ModalityInput, PersonAffect,
+                                             SystemHealth)
+from moodwire.pipeline.core.topics import UnknownPrefixError
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -274,6 +277,69 @@ def test_a_callback_can_stop_run_and_its_exception_reaches_the_caller(publisher,
               what="the failing client stopping")
         with pytest.raises(RuntimeError, match="callback failed"):
             failing.stop()
+
+
+# ---------------------------------------------------------------- failures that speak, new runs
+
+
+@pytest.mark.parametrize("make", [lambda e: moodwire.subscribe("affect.", e), lambda e: moodwire.Latest(e),
+                                  lambda e: moodwire.Client(e)], ids=["subscribe", "Latest", "Client"])
+def test_an_endpoint_zeromq_cannot_use_is_refused_at_the_call_with_the_form_expected(make):
+    with pytest.raises(moodwire.ConfigError, match=r"'localhost:5560' .*tcp://HOST:PORT.*did you mean "
+                                                   r"tcp://localhost:5560"):
+        make("localhost:5560")
+
+
+def test_a_prefix_no_topic_starts_with_is_refused_with_the_topics(endpoint):
+    for prefix in ("affect.utterances", "afect."):
+        with pytest.raises(UnknownPrefixError, match=rf"no topic starts with '{prefix}'.*affect.utterance, "):
+            moodwire.subscribe(prefix, endpoint)
+    with pytest.raises(UnknownPrefixError):
+        moodwire.Client(endpoint).on("affect.utterances", print)
+    moodwire.subscribe(["affect.utterance@cam2", "system.", ""], endpoint).close()  # a stream's topic, a prefix
+
+
+def test_with_nothing_running_a_client_says_what_it_waits_for_and_how_to_check(endpoint, caplog):
+    with moodwire.Latest(endpoint) as latest:
+        assert not latest.wait(0.5)
+    notes = [r.getMessage() for r in caplog.records if r.name == "moodwire"]
+    assert len(notes) == 1 and f"no connection to {endpoint}" in notes[0], notes
+    assert f"moodwire listen system.health --endpoint {endpoint}" in notes[0]
+
+
+def test_a_stream_connected_but_silent_says_so_once(publisher, endpoint):
+    said: list[str] = []
+    watch = LinkWatch(endpoint, ["affect.utterance"], said.append, after_s=0.3)
+    with moodwire.subscribe("affect.utterance", endpoint, watch=watch) as stream:
+        assert stream.get(timeout=1.0) is None
+    assert len(said) == 1 and f"connected to {endpoint}, but nothing under 'affect.utterance'" in said[0], said
+
+
+def test_listen_exits_non_zero_on_an_unusable_endpoint_or_an_unknown_prefix():
+    for args, problem in ((["affect.", "--endpoint", "localhost:5560"], "tcp://HOST:PORT"),
+                          (["afect."], "no topic starts with 'afect.'")):
+        done = subprocess.run([sys.executable, "-m", "moodwire.pipeline.runtime.cli", "listen", *args, "--count", "1"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and problem in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def health(run_id: str) -> SystemHealth:
+    return SystemHealth(run_id=run_id, t_capture=now_ns())
+
+
+def test_a_new_run_is_told_to_client_callbacks_and_to_latest(publisher, endpoint):
+    runs: list[str] = []
+    client = moodwire.Client(endpoint).on("affect.frame", lambda m: None).on_run(runs.append).start()
+    with moodwire.Latest(endpoint) as latest:
+        until(lambda: runs and latest.run_id == "run1", 10.0, lambda: publisher.send("system.health", health("run1")))
+        assert not latest.run_changed()  # the first run seen is not a change
+        warm_up(publisher, lambda: latest.frame() is not None)
+        until(lambda: latest.run_id == "run2", 10.0, lambda: publisher.send("system.health", health("run2")))
+        assert latest.run_changed() and not latest.run_changed()  # told once
+        assert latest.frame() is None  # the old run's frame is gone
+        until(lambda: runs[-1:] == ["run2"], 10.0, what="the client's on_run")
+    client.stop()
+    assert runs == ["run1", "run2"]
 
 
 def test_run_for_seconds_returns_and_a_client_needs_callbacks(endpoint):

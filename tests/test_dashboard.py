@@ -382,7 +382,7 @@ def check_person_matches_the_stream(shown: dict, recorder: Recorder) -> None:
     assert shown["valence"] == pytest.approx(person_sent.valence, abs=1e-4)
     assert shown["arousal"] == pytest.approx(person_sent.arousal, abs=1e-4)
     assert shown["confidence"] == pytest.approx(person_sent.confidence, abs=1e-4)
-    assert shown["label"] == top_label(person_sent.labels, person_sent.probs)
+    assert shown["label"] == top_label(person_sent)  # the steady label, as sent
     assert shown["dot"] == pytest.approx([shown["valence"], -shown["arousal"]])  # drawn where the numbers say
     assert shown["header"] == shown["frame"]  # one view drawn whole
 

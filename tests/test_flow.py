@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from moodwire.pipeline.core.config import Config
-from moodwire.pipeline.core.flow import END, Backpressure, FlowPlan, Watermarks, due, event_time
+from moodwire.pipeline.core.flow import AHEAD_S, END, TAKES_AHEAD_S, Backpressure, FlowPlan, Watermarks, due, event_time
 from moodwire.pipeline.core.messages import AffectFrame, AffectUtterance, AudioChunk, Progress, UtteranceAudio
 from moodwire.pipeline.core.wire import decode, encode, owned
 from moodwire.pipeline.fusion.ordered import EventOrder
@@ -68,14 +68,15 @@ def test_a_source_waits_for_the_slowest_node_and_the_frame_taker_most_closely():
     plan = FlowPlan(lossless=True, upstream=(), downstream=("face", "fusion"), takes=("face",))
     pressure = Backpressure(plan, "")
     start = 100 * NS
-    assert pressure.behind(start + NS // 2, start) == []  # nobody has spoken: the first second may go
-    assert pressure.behind(start + 2 * NS, start) == ["face"]  # the face node's queue holds frames: 1 s
-    pressure.on_progress(mark("face", start + 1900 * MS))
-    assert pressure.behind(start + 2 * NS, start) == []
-    assert pressure.behind(start + 9 * NS, start) == ["face", "fusion"]  # fusion holds no frames: 8 s
+    takes, ahead = int(TAKES_AHEAD_S * NS), int(AHEAD_S * NS)
+    assert pressure.behind(start + takes, start) == []  # nobody has spoken: the first window may go
+    assert pressure.behind(start + takes + MS, start) == ["face"]  # the face node's queue holds frames
+    pressure.on_progress(mark("face", start + 2 * NS))
+    assert pressure.behind(start + 2 * NS + takes, start) == []
+    assert pressure.behind(start + ahead + MS, start) == ["face", "fusion"]  # fusion holds no frames: 8 s
     pressure.on_progress(mark("fusion", start + 5 * NS, stream="cam2"))  # another stream's
-    pressure.on_progress(mark("face", start + 9 * NS))
-    assert pressure.behind(start + 9 * NS, start) == ["fusion"]
+    pressure.on_progress(mark("face", start + ahead))
+    assert pressure.behind(start + ahead + MS, start) == ["fusion"]
 
 
 def test_the_process_table_says_whom_each_node_follows_and_each_source_waits_for():

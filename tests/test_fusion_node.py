@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from moodwire.pipeline.core.affect import top_label
 from moodwire.pipeline.core.bus import Subscriber
 from moodwire.pipeline.core.config import Config, FusionConfig
 from moodwire.pipeline.core.labels import LABELS
@@ -23,6 +24,7 @@ from moodwire.pipeline.core.messages import (AffectFrame, AffectUtterance, FaceT
                                              NodeHealth, SpeechEvent, SystemHealth, TextAffect, Transcript,
                                              UtteranceAudio, VideoFrame, VoiceAffect, VoiceFeatures, Word)
 from moodwire.pipeline.fusion.model import Estimate, FusionBatch, FusionModel
+from moodwire.pipeline.fusion.frame import LabelHold
 from moodwire.pipeline.fusion.step import Absence, FusionStep
 from moodwire.pipeline.sources.spoken import espeak_available
 
@@ -371,6 +373,27 @@ def test_system_health_names_a_node_that_is_down(model):
     assert utt.notes["text"] == "text node down (backoff)"
     at = next(at for at, tp, _ in sim.out if tp == "affect.utterance")
     assert at < speech.t_end + 400 * MS  # not waited for: the node is known to be down
+
+
+def test_the_steady_label_changes_only_after_the_new_class_has_led_for_the_hold():
+    hold = LabelHold(0.3)
+    shown = [hold.update(1, t_frame(i), top) for i, top in enumerate(
+        ["happy"] * 5 + ["sad"] * 3 + ["happy"] * 5 + ["sad"] * 12 + ["fear"] * 2 + ["sad"] * 3)]
+    assert shown[:13] == ["happy"] * 13  # three frames of sad (0.1 s) never show
+    lead = math.ceil(0.3 * NS / PERIOD)  # frames from sad's first frame until it has led for 0.3 s of capture time
+    assert shown[13:13 + lead] == ["happy"] * lead and shown[13 + lead:] == ["sad"] * (17 - lead)  # fear: too short
+    assert LabelHold(0.0).update(1, 0, "fear") == "fear" and hold.update(2, t_frame(40), "angry") == "angry"
+
+
+def test_affect_frame_carries_the_steady_label_and_the_unfiltered_probabilities(model):
+    flicker = {10, 11, 20, 21, 22}  # two short dips into sad
+    sim = make_sim(model, label_hold_s=0.3).run(
+        stream(60, faces_of=lambda i: [face(probs=SAD if i in flicker or i >= 40 else HAPPY)]), until=t_frame(60))
+    persons = {f.frame_index: f.persons[0] for f in sim.frames() if f.persons}
+    assert set(range(1, 59)) <= set(persons)
+    assert {persons[i].label for i in range(1, 48)} == {"happy"}
+    assert all(top_label(persons[i].labels, persons[i].probs) == "sad" for i in flicker)  # the probabilities as fused
+    assert persons[max(persons)].label == "sad" and top_label(persons[max(persons)]) == "sad"
 
 
 def test_smoothing_a_step_in_face_valence_reaches_63_percent_after_tau(model):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import http.server
+import json
+import shutil
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -197,6 +199,43 @@ def test_models_fetch_command_and_listing(hub, cache, standin, monkeypatch, caps
     assert f"{profile.name:<16} face profile, fetched" in listing and "Apache-2.0" in listing
     assert main(["models", "fetch", "no-such-profile"]) == 2
     assert "known: hsemotion-enet-b0-8-va-mtl" in capsys.readouterr().err
+
+
+def test_models_fetch_from_files_copied_by_hand_installs_with_the_same_checks(cache, standin, monkeypatch,
+                                                                             tmp_path, capsys):
+    from moodwire.pipeline.runtime.cli import main
+
+    profile = standin_profile(standin)
+    monkeypatch.setitem(profiles.PROFILES, profile.name, profile)
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    assert main(["models", "fetch", profile.name, "--from", str(copied)]) == 2
+    assert f"{copied / profile.files[0].name} is not there" in capsys.readouterr().err
+    (copied / profile.files[0].name).write_bytes(standin.read_bytes()[:-1] + b"\0")
+    assert main(["models", "fetch", profile.name, "--from", str(copied)]) == 2
+    assert "git blob id" in capsys.readouterr().err and not profiles.profile_ready(profile)
+    shutil.copy(standin, copied / profile.files[0].name)
+    assert main(["models", "fetch", profile.name, "--from", str(copied)]) == 0
+    assert profiles.fetched_file(profile).read_bytes() == standin.read_bytes()
+    assert profiles.read_manifest(profile)["fetched_from"] == str(copied)
+
+
+def test_a_hub_checked_file_copied_by_hand_needs_the_manifest_of_a_fetch(cache, tmp_path):
+    from moodwire.engines.profiles import RemoteFile
+
+    file = RemoteFile("config.json", hub_checked=True)
+    profile = dataclasses.replace(PROFILE, files=(file,))
+    (tmp_path / "config.json").write_text("{}")
+    copied = model_fetch.CopiedFiles(tmp_path)
+    with pytest.raises(ChecksumMismatch, match="no moodwire-profile.json of the same revision"):
+        model_fetch.fetch_profile(profile, progress=lambda line: None, copied=copied)
+    sha = model_fetch.digests(tmp_path / "config.json").sha256
+    (tmp_path / profiles.MANIFEST).write_text(json.dumps({"revision": PROFILE.revision, "sha256": {"config.json": "0" * 64}}))
+    with pytest.raises(ChecksumMismatch, match="hub's sha256"):
+        model_fetch.fetch_profile(profile, progress=lambda line: None, copied=copied)
+    (tmp_path / profiles.MANIFEST).write_text(json.dumps({"revision": PROFILE.revision, "sha256": {"config.json": sha}}))
+    model_fetch.fetch_profile(profile, progress=lambda line: None, copied=copied)
+    assert profiles.read_manifest(profile)["sha256"]["config.json"] == sha
 
 
 def test_a_non_commercial_licence_is_flagged_in_red_on_a_terminal():

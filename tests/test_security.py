@@ -182,6 +182,16 @@ def test_clients_with_an_unlisted_key_or_the_wrong_server_key_get_nothing(curve_
             sock.close()
 
 
+def test_a_client_whose_key_is_refused_says_so_in_its_log(curve_bus, keys, caplog):
+    import moodwire
+
+    good = client_keys(keys)
+    stranger = CurveClient(good.server_key, *zmq.curve_keypair())
+    with moodwire.subscribe("affect.", curve_bus.public, curve=stranger):
+        assert wait_for(lambda: any("refused this client's key" in r.getMessage() for r in caplog.records
+                                    if r.name == "moodwire"))
+
+
 @pytest.mark.slow
 def test_curve_keys_on_a_running_pipeline_serve_listen_with_keys_only(start_pipeline, keys, tmp_path):
     """The real process tree: the bus node reads the keys from the config; `moodwire listen` uses client keys."""

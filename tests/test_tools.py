@@ -45,3 +45,19 @@ def test_the_streams_table_says_a_stream_below_25_fps_is_not_kept():
     assert row["models_cpu_per_stream"] == 70.0 and row["all_cpu"] == 150.0
     assert "| 2 | 20.0 | 30.0 | no | 35.0 / 49.7 | 120.0 | 20.0 | 150.0 | 70.0 |" in table([row])
     assert _figures(1, times, latency, cpu, t0, t1)["keeps_25"]
+
+
+def test_label_steadiness_counts_runs_per_face_and_ignores_runs_cut_by_the_face_leaving():
+    import pandas as pd
+
+    from moodwire.tools.label_steadiness import label_runs, steadiness
+
+    rows = [(i, i / 30, 1, label) for i, label in enumerate(["happy"] * 10 + ["sad"] * 2 + ["happy"] * 5)]
+    rows += [(i, i / 30, 2, "fear") for i in (0, 1, 2, 5, 6)] + [(3, 0.1, None, "")]  # face 2 leaves at 3
+    frames = pd.DataFrame(rows, columns=["frame_index", "time_s", "track_id", "label"])
+    runs = label_runs(frames)
+    assert [(label, round(s, 3)) for label, s in runs] == [("happy", 0.333), ("sad", 0.067)]
+    raw = frames.assign(label=frames["label"].where(frames["frame_index"] != 11, "angry"))
+    out = steadiness(frames, raw, expect="happy")
+    assert out["changes"] == 2 and out["under_300ms"] == 1 and out["face_frames"] == 22
+    assert out["on_top_class"] == pytest.approx(21 / 22) and out["on_happy"] == pytest.approx(15 / 22)

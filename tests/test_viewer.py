@@ -3,7 +3,9 @@ the join of video, face.tracks and affect.frame, and the command writing PNGs fr
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -13,8 +15,9 @@ cv2 = pytest.importorskip("cv2")
 from moodwire.pipeline.core.labels import LABELS  # noqa: E402
 from moodwire.pipeline.core.messages import (AffectFrame, FaceTrack, FaceTracks, HeadPose, PersonAffect,  # noqa: E402
                                              VideoFrame)
-from moodwire.pipeline.viewer.draw import (ABSENT, BAND, BAR_H, BAR_W, GREY, LIVE, MARGIN, Overlay,  # noqa: E402
-                                           circumplex_centre, circumplex_point, render, track_colour)
+from moodwire.pipeline.viewer.draw import (ABSENT, BAND, BAR_H, BAR_W, BARS_H, BARS_W, CIRCUMPLEX, GREY,  # noqa: E402
+                                           LIVE, MARGIN, Overlay, bars_origin, circumplex_centre, circumplex_point,
+                                           fitted, render, track_colour)
 from moodwire.pipeline.viewer.state import TRAIL_LENGTH, WAIT_NS, ViewState  # noqa: E402
 from tests.conftest import MOODWIRE  # noqa: E402
 
@@ -142,6 +145,19 @@ def test_trails_are_short_and_forget_a_person_who_left(picture):
     assert drawn[0][1].trails == {}
 
 
+@pytest.mark.parametrize("box", [(420, 60, 560, 220), (40, 60, 180, 220), (250, 200, 400, 340), (500, 5, 630, 300)])
+def test_at_640x360_the_bars_keep_off_the_circumplex_and_the_band_and_the_newest_words_show(box):
+    image = np.zeros((360, 640, 3), np.uint8)
+    x, y = bars_origin(image, box)
+    panel = (640 - MARGIN - CIRCUMPLEX, MARGIN + CIRCUMPLEX)  # its left edge and bottom
+    assert 0 <= x and x + BARS_W <= 640 and 0 <= y and y + BARS_H <= 360 - BAND, (x, y)
+    assert x + BARS_W <= panel[0] or y >= panel[1], (x, y)
+    said = "a rather long transcript that a small frame cannot hold in one line, " * 2 + "and its newest words"
+    shown = fitted(said, 640 - 2 * MARGIN, 0.45)
+    assert shown.startswith("...") and said.endswith(shown[3:]) and len(shown) > 40
+    assert cv2.getTextSize(shown, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 3)[0][0] <= 640 - 2 * MARGIN
+
+
 def test_without_a_display_the_window_is_refused_with_the_fix(monkeypatch):
     from moodwire.pipeline.viewer.run import ViewerError, ViewOptions, make_sink
 
@@ -200,6 +216,28 @@ def test_view_out_writes_frames_with_the_box_the_circumplex_and_the_status(start
         assert is_colour(im, 480 - BAND + 12, MARGIN + 5, LIVE)  # face live
         x0, y0, x1, y1 = box_outlines(im)[0]
         assert 20 < x1 - x0 < 400 and 20 < y1 - y0 < 400
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_view_out_video_has_the_streams_frame_rate_and_ends_when_the_pipeline_does(start_pipeline, tmp_path):
+    pipeline = start_pipeline("--set", "sources.video=synthetic", "--set", "sources.audio=none",
+                              "--set", "sources.fps=25", "--set", "nodes.face=false")
+    pipeline.wait_healthy(timeout=120)
+    out = tmp_path / "view.mp4"
+    view = subprocess.Popen([*MOODWIRE, "view", "--endpoint", pipeline.endpoint, "--out", str(out)],
+                            env=pipeline.env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.is_file() and out.stat().st_size > 10_000) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pipeline.stop(signal.SIGINT)
+        _, stderr = view.communicate(timeout=30)  # it ends by itself
+    finally:
+        view.kill()
+    assert view.returncode == 0 and "the pipeline has stopped" in stderr, stderr
+    capture = cv2.VideoCapture(str(out))
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(25.0) and capture.get(cv2.CAP_PROP_FRAME_COUNT) > 10
 
 
 def test_with_several_cameras_the_view_draws_the_first_stream_seen_or_the_chosen_one(picture):

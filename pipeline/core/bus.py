@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import collections
 import itertools
+import os
+import re
 import socket
 import threading
 import time
@@ -36,6 +38,7 @@ from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.config import BusConfig, ConfigError
 from moodwire.pipeline.core.keys import CurveClient, CurveServer, check_public_endpoint, is_local_endpoint
 from moodwire.pipeline.core.messages import Message
+from moodwire.pipeline.core.link_watch import LinkWatch
 from moodwire.pipeline.core.topics import TOPICS, Policy, find_topic, get_topic, split_topic, stream_topic
 from moodwire.pipeline.core.wire import MAX_BUFFER_BYTES, MAX_HEADER_BYTES, MAX_TOPIC_BYTES, WireError, decode, encode
 
@@ -49,6 +52,7 @@ SEND_LINGER_MS = 2000  # how long a node that ends waits for its last messages t
 MAX_FRAME_BYTES: int = max(MAX_TOPIC_BYTES, MAX_HEADER_BYTES, MAX_BUFFER_BYTES)
 # What the XPUB side receives is subscriptions: one byte (subscribe/unsubscribe) and a topic prefix.
 MAX_SUBSCRIPTION_BYTES: int = 1024
+LINK_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED  # what a LinkWatch follows
 HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 
@@ -57,6 +61,8 @@ HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_N
 # (its queued messages with it, so no stale burst follows a cut), and a dropped connection is retried
 # every 0.2 s, backing off to 2 s. On ipc within one host they cost nothing and never fire.
 INGEST_DOMAIN = "ingest"  # the ZAP domain of the ingest endpoint: publishers are admitted by their own list
+IPC_WAIT_S = 0.02  # how often a socket looks for the bus's ipc socket file before it connects ...
+IPC_WAIT_MAX_S = 30.0  # ... and for how long at most (the bus starts within a second or two)
 LINK_OPTIONS = ((zmq.HEARTBEAT_IVL, 1000), (zmq.HEARTBEAT_TIMEOUT, 3000), (zmq.HEARTBEAT_TTL, 3000),
                 (zmq.RECONNECT_IVL, 200), (zmq.RECONNECT_IVL_MAX, 2000))
 
@@ -93,6 +99,37 @@ def next_port(endpoint: str) -> str:
 def this_host(bus: BusConfig) -> str:
     """The name this host goes by in ``system.health``."""
     return bus.host or socket.gethostname()
+
+
+ENDPOINT_FORMS = {"tcp": re.compile(r"tcp://(\[[0-9a-fA-F:.]+\]|[^:/\[\]]+):(\d{1,5}|\*)"),
+                  "ipc": re.compile(r"ipc://.+"), "inproc": re.compile(r"inproc://.+")}
+
+
+def check_endpoint(endpoint: str) -> None:
+    """ConfigError naming ``endpoint`` and the expected form, unless ZeroMQ can use it."""
+    scheme = endpoint.partition("://")[0] if "://" in endpoint else ""
+    form = ENDPOINT_FORMS.get(scheme)
+    if not isinstance(endpoint, str) or form is None or not form.fullmatch(endpoint):
+        hint = f" (did you mean tcp://{endpoint}?)" if scheme == "" and ":" in str(endpoint) else ""
+        raise ConfigError(f"endpoint {endpoint!r} is not one ZeroMQ can use: expected tcp://HOST:PORT, e.g. "
+                          f"{DEFAULT_PUBLIC}, or ipc:///PATH{hint}")
+
+
+def wait_for_listener(endpoint: str, stop: threading.Event | None = None) -> None:
+    """Until an ipc endpoint's socket file exists (the bus has bound it), ``stop``, or ``IPC_WAIT_MAX_S``
+    (then libzmq's own retrying takes over). A socket that connects to an ipc path before the bus binds
+    it sometimes comes up connected but deaf, receiving nothing, ever (seen under load with libzmq
+    4.3.5: a lossless run's reader got none of the run's messages); other transports connect at once."""
+    path = ipc_path(endpoint)
+    stop = stop or threading.Event()
+    deadline = time.monotonic() + IPC_WAIT_MAX_S
+    while path and not os.path.exists(path) and time.monotonic() < deadline and not stop.wait(IPC_WAIT_S):
+        pass
+
+
+def ipc_path(endpoint: str) -> str:
+    """The socket file of an ``ipc://`` endpoint ('' for any other)."""
+    return endpoint[len("ipc://"):] if endpoint.startswith("ipc://") else ""
 
 
 def set_link_options(sock: zmq.Socket) -> None:
@@ -215,7 +252,11 @@ class Publisher:
         set_link_options(self._socket)
         if curve is not None:
             set_curve_client(self._socket, curve)
-        (self._socket.bind if bind else self._socket.connect)(endpoint)
+        if bind:
+            self._socket.bind(endpoint)
+        else:
+            wait_for_listener(endpoint)
+            self._socket.connect(endpoint)
         self._seq: dict[str, itertools.count] = {}
         self.sent: collections.Counter[str] = collections.Counter()
 
@@ -308,8 +349,11 @@ class Subscriber:
     def __init__(self, endpoint: str, prefixes: Iterable[str] = ("",), *,
                  queue_limit: int = 10000, queue_everything: bool = False,
                  hwm: int = DEFAULT_HWM, context: zmq.Context | None = None,
-                 curve: CurveClient | None = None, stream: str | None = None) -> None:
+                 curve: CurveClient | None = None, stream: str | None = None,
+                 watch: LinkWatch | None = None) -> None:
+        check_endpoint(endpoint)
         self._endpoint = endpoint
+        self._watch = watch
         self._curve = curve
         self.handshake_error = ""
         self._stream = stream
@@ -333,7 +377,8 @@ class Subscriber:
         self.last_error = ""
         self._thread = threading.Thread(target=self._receive_loop, name="moodwire-sub", daemon=True)
         self._thread.start()
-        self._ready.wait(5.0)
+        if not ipc_path(endpoint) or os.path.exists(ipc_path(endpoint)):  # else it connects once the bus is up
+            self._ready.wait(5.0)
 
     # ------------------------------------------------------------ consumer side
 
@@ -399,15 +444,21 @@ class Subscriber:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         set_link_options(sock)
-        monitor = self._secure(sock) if self._curve is not None else None
+        if self._curve is not None:
+            set_curve_client(sock, self._curve)
+        events = (HANDSHAKE_EVENTS if self._curve is not None else 0) | (LINK_EVENTS if self._watch else 0)
+        monitor = sock.get_monitor_socket(events) if events else None
         for prefix in self._prefixes:
             sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+        wait_for_listener(self._endpoint, self._stop)
         sock.connect(self._endpoint)
         self._ready.set()
         try:
             while not self._stop.is_set():
                 if monitor is not None:
-                    self._check_handshake(monitor)
+                    self._check_link(monitor)
+                if self._watch is not None:
+                    self._watch.tick()
                 if not sock.poll(50):
                     continue
                 while True:
@@ -422,17 +473,20 @@ class Subscriber:
                 monitor.close(linger=0)
             sock.close(linger=0)
 
-    def _secure(self, sock: zmq.Socket) -> zmq.Socket:
-        """Make ``sock`` a CURVE client; a monitor socket that reports its handshakes."""
-        set_curve_client(sock, self._curve)
-        return sock.get_monitor_socket(HANDSHAKE_EVENTS)
-
-    def _check_handshake(self, monitor: zmq.Socket) -> None:
+    def _check_link(self, monitor: zmq.Socket) -> None:
+        """The monitor's events: a CURVE handshake's outcome (``handshake_error``), and for a ``LinkWatch``
+        whether the socket is connected."""
         from zmq.utils.monitor import recv_monitor_message
 
         while monitor.poll(0):
             event = recv_monitor_message(monitor)
-            self.handshake_error = _handshake_problem(event["event"], event["value"], self._endpoint)
+            kind, value = event["event"], event["value"]
+            if kind & HANDSHAKE_EVENTS:
+                self.handshake_error = _handshake_problem(kind, value, self._endpoint)
+                if self.handshake_error and self._watch is not None:
+                    self._watch.on_refused(self.handshake_error)
+            elif self._watch is not None:
+                self._watch.on_connected(kind == zmq.EVENT_CONNECTED)
 
     def _store(self, frames: list) -> None:
         t = now_ns()
@@ -440,6 +494,8 @@ class Subscriber:
             topic = frames[0].bytes.decode("utf-8")
         except UnicodeDecodeError:
             topic = "<undecodable>"
+        if self._watch is not None:
+            self._watch.on_message(topic)
         spec = find_topic(topic)
         if self._stream is not None and split_topic(topic)[1] != self._stream and (spec is None or spec.per_stream):
             return  # another stream's (the prefix subscription cannot tell cam2 from cam20)

@@ -9,15 +9,10 @@ server's public key (``server.key``) and their own keypair (``NAME.key_secret``)
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
 
 from moodwire.pipeline.core.config import ConfigError
 from moodwire.pipeline.core.keys import CurveClient
-
-if TYPE_CHECKING:
-    from moodwire.pipeline.core.bus import Subscriber
 
 SERVER_OPTION, CLIENT_OPTION = "--server-key", "--client-key"
 
@@ -49,17 +44,3 @@ def add_key_options(parser: argparse.ArgumentParser) -> None:
 def curve_from_args(args: argparse.Namespace) -> CurveClient | None:
     """The keys given by ``add_key_options``' options, checked; None when neither was given."""
     return curve_keys(args.server_key, args.client_key, (SERVER_OPTION, CLIENT_OPTION))
-
-
-class HandshakeWarnings:
-    """Prints a subscriber's refused CURVE handshake once per new reason, so a user learns why nothing comes."""
-
-    def __init__(self, out: TextIO | None = None) -> None:
-        self.out = out
-        self._told = ""
-
-    def check(self, subscriber: Subscriber) -> None:
-        problem = subscriber.handshake_error
-        if problem and problem != self._told:
-            self._told = problem
-            print(f"moodwire: warning: {problem}", file=self.out or sys.stderr, flush=True)

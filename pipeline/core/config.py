@@ -115,7 +115,7 @@ class SourcesConfig:
 
 @dataclass
 class ManagerConfig:
-    grace_s: float = number(3.0, 0.1, 60.0, "SIGINT to SIGKILL grace period on stop")
+    grace_s: float = number(3.0, 0.1, 60.0, "SIGTERM to SIGKILL grace period on stop")
     restart_backoff_s: float = number(0.5, 0.05, 10.0, "first restart delay; doubles per quick crash")
     restart_backoff_max_s: float = number(10.0, 0.1, 300.0, "longest restart delay")
     stable_after_s: float = number(30.0, 1.0, 3600.0, "uptime after which the backoff resets")
@@ -233,6 +233,8 @@ class FusionConfig:
     engine: str = engine_choice("fusion model")
     smoothing_tau_s: float = number(0.3, 0.0, 10.0, "time constant of valence/arousal smoothing (0 = none); "
                                                     "it delays a step change by about this much")
+    label_hold_s: float = number(0.3, 0.0, 10.0, "a person's shown label (PersonAffect.label) changes only when the "
+                                                 "new top class has led this long (0 = the top class of each frame)")
     face_timeout_s: float = number(0.5, 0.05, 10.0, "a face estimate older than this is never used")
     frame_wait_s: float = number(0.1, 0.0, 2.0, "how long a video frame waits for its face.tracks before "
                                                 "affect.frame goes out without the face")

@@ -282,6 +282,8 @@ class PersonAffect:
     valence_raw: float = 0.0  # this frame's fused value, before smoothing
     arousal_raw: float = 0.0
     inputs: list[ModalityInput] = field(default_factory=list)  # face, voice, text in that order
+    label: str = ""  # the steady label: the top class once it has led for fusion.label_hold_s (a rule; "" from
+    # senders before it existed: then the top class of probs)
 
 
 @dataclass(kw_only=True)
@@ -369,6 +371,7 @@ class SystemHealth(Message):
     notes: list[str] = field(default_factory=list)
     host: str = ""
     hosts: list[HostHealth] = field(default_factory=list)
+    run_id: str = ""  # a new one each time a manager starts: frame_index and utterance ids start again with it
 
 
 @dataclass(kw_only=True)

@@ -145,8 +145,9 @@ class NodeIO:
                 if isinstance(got.msg, Progress) and got.msg.kind == "ready" and got.msg.node == self._ctx.name:
                     return others
                 others.append(got)
-        print(f"{self._ctx.name}: did not hear its own ready message within {READY_TIMEOUT_S:g} s; going on",
-              file=sys.stderr, flush=True)
+        if not self._ctx.stop.is_set():
+            print(f"{self._ctx.name}: did not hear its own ready message within {READY_TIMEOUT_S:g} s; going on",
+                  file=sys.stderr, flush=True)
         return others
 
     def await_downstream(self, nodes: tuple[str, ...], timeout_s: float | None) -> list[str]:
@@ -350,7 +351,7 @@ def run_source(ctx: NodeContext, source: Source) -> None:
         # in lossless mode nothing may be lost, so every node downstream must be listening first, however long
         # its models take to load; in real time a node that is not there within the limit misses the start
         deaf = io.await_downstream(ctx.flow.downstream, None if ctx.flow.lossless else READY_TIMEOUT_S)
-        if deaf:
+        if deaf and not ctx.stop.is_set():
             print(f"{ctx.name}: {', '.join(deaf)} not listening after {READY_TIMEOUT_S:g} s; sending anyway",
                   file=sys.stderr, flush=True)
         if ctx.t0_ns == 0 and hasattr(source, "start_at"):  # the manager starts the timeline once all are ready

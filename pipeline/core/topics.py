@@ -125,3 +125,20 @@ def get_topic(topic: str) -> Topic:
 
 def topics_with_prefix(prefix: str) -> list[Topic]:
     return [t for name, t in TOPICS.items() if name.startswith(prefix)]
+
+
+class UnknownPrefixError(ValueError):
+    """A subscription prefix that no registered topic (on any stream) starts with: it would deliver nothing."""
+
+
+def check_prefix(prefix: str) -> None:
+    """UnknownPrefixError, listing the topics, unless some topic of the registry, or a stream of one
+    (``NAME@STREAM``), starts with ``prefix`` ('' takes every topic)."""
+    name, sep, _ = prefix.partition(STREAM_SEPARATOR)
+    if sep and name in TOPICS and TOPICS[name].per_stream:
+        return
+    if not sep and any(topic.startswith(prefix) for topic in TOPICS):
+        return
+    raise UnknownPrefixError(f"no topic starts with {prefix!r}, so it would deliver nothing; the topics are: "
+                             f"{', '.join(TOPICS)} (a prefix such as 'affect.' takes several; a stream's "
+                             "topics are NAME@STREAM)")

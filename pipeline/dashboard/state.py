@@ -147,7 +147,7 @@ class DashboardState:
         return {
             "key": key,
             "track_id": person.track_id,
-            "label": top_label(person.labels, person.probs),
+            "label": top_label(person),
             "labels": list(person.labels),
             "probs": [_num(p) for p in person.probs],
             "valence": _num(person.valence),

@@ -13,6 +13,11 @@ change reaches 63 % after tau and 95 % after 3 tau, so the filter adds a delay o
 (0.3 s by default) to valence/arousal. Class probabilities and confidence are not smoothed.
 ``valence_raw``/``arousal_raw`` carry the unsmoothed values. A person unseen for
 ``SMOOTHER_FORGET_S`` starts afresh.
+
+The steady label. ``PersonAffect.label`` is the top class with hysteresis in capture time: a new
+top class replaces the shown one only once it has led for ``fusion.label_hold_s`` without a break
+(0.3 s by default), so no label is shown for less than that (a rule, applied to the fused
+probabilities, which stay as they are). A person's first frame shows its top class at once.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from moodwire.pipeline.core.affect import top_label
 from moodwire.pipeline.core.messages import AffectFrame, ModalityInput, PersonAffect
 from moodwire.pipeline.fusion.model import Estimate, FusionBatch, FusionModel, FusionResult
 
@@ -52,8 +58,51 @@ class Smoother:
         return v, a
 
     def forget(self, t_capture: int) -> None:
-        for key in [k for k, (t, _, _) in self._state.items() if t_capture - t > SMOOTHER_FORGET_S * NS]:
-            del self._state[key]
+        forget_unseen(self._state, t_capture)
+
+
+def forget_unseen(state: dict[Key, tuple], t_capture: int) -> None:
+    """Drop the persons whose state (a tuple starting with its capture time) is older than SMOOTHER_FORGET_S."""
+    for key in [k for k, value in state.items() if t_capture - value[0] > SMOOTHER_FORGET_S * NS]:
+        del state[key]
+
+
+class LabelHold:
+    """The shown label per person: the top class, replaced only by one that has led for ``hold_s``."""
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_ns = hold_s * NS
+        self._state: dict[Key, tuple[int, str, str, int]] = {}  # (t, shown, challenger, leading since)
+
+    def update(self, key: Key, t_capture: int, top: str) -> str:
+        prev = self._state.get(key)
+        if prev is None or self.hold_ns <= 0 or t_capture - prev[0] > SMOOTHER_FORGET_S * NS:
+            self._state[key] = (t_capture, top, "", t_capture)
+            return top
+        _, shown, challenger, since = prev
+        if top == shown:
+            challenger, since = "", t_capture
+        elif top != challenger:
+            challenger, since = top, t_capture
+        if challenger and t_capture - since >= self.hold_ns:
+            shown, challenger = challenger, ""
+        self._state[key] = (max(t_capture, prev[0]), shown, challenger, since)
+        return shown
+
+    def forget(self, t_capture: int) -> None:
+        forget_unseen(self._state, t_capture)
+
+
+@dataclass
+class PersonFilters:
+    """What fusion carries from frame to frame per person: smoothed valence/arousal and the steady label."""
+
+    smoother: Smoother
+    labels: LabelHold
+
+    def forget(self, t_capture: int) -> None:
+        self.smoother.forget(t_capture)
+        self.labels.forget(t_capture)
 
 
 @dataclass
@@ -102,14 +151,15 @@ def _target(inputs: FrameInputs, modality: str) -> tuple[Key, str]:
     return None, "speaker not attributed: reported as a voice/text-only person (track_id None)"
 
 
-def build_frame(inputs: FrameInputs, model: FusionModel, smoother: Smoother, clock: Callable[[], int]) -> AffectFrame:
+def build_frame(inputs: FrameInputs, model: FusionModel, filters: PersonFilters,
+                clock: Callable[[], int]) -> AffectFrame:
     """Fuse every person of one frame in one model call."""
     persons = assign(inputs)
     rows = [tuple(p.slots[m] if isinstance(p.slots[m], Estimate) else None for m in model.modalities)
             for p in persons]
     result = model.fuse(FusionBatch(rows))
-    out = [_person(p, i, result, inputs.t_capture, model, smoother) for i, p in enumerate(persons)]
-    smoother.forget(inputs.t_capture)
+    out = [_person(p, i, result, inputs.t_capture, model, filters) for i, p in enumerate(persons)]
+    filters.forget(inputs.t_capture)
     missing, notes = _missing(inputs, persons, model.modalities)
     valid = bool(out)
     note = "" if valid else "nothing to fuse: " + "; ".join(f"{m}: {why}" for m, why in notes.items())
@@ -119,12 +169,14 @@ def build_frame(inputs: FrameInputs, model: FusionModel, smoother: Smoother, clo
 
 
 def _person(person: _Person, i: int, result: FusionResult, t_capture: int, model: FusionModel,
-            smoother: Smoother) -> PersonAffect:
+            filters: PersonFilters) -> PersonAffect:
     v_raw, a_raw = (float(x) for x in result.va[i])
-    valence, arousal = smoother.update(person.key, t_capture, v_raw, a_raw)
+    valence, arousal = filters.smoother.update(person.key, t_capture, v_raw, a_raw)
     inputs = [modality_input(m, person.slots[m], float(result.weights[i, j]), t_capture)
               for j, m in enumerate(model.modalities)]
-    return PersonAffect(track_id=person.key, labels=list(model.labels), probs=[float(p) for p in result.probs[i]],
+    probs = [float(p) for p in result.probs[i]]
+    label = filters.labels.update(person.key, t_capture, top_label(list(model.labels), probs))
+    return PersonAffect(track_id=person.key, labels=list(model.labels), probs=probs, label=label,
                         valence=valence, arousal=arousal, confidence=float(result.confidence[i]),
                         modalities={x.modality: x.weight for x in inputs if x.present},
                         valence_raw=v_raw, arousal_raw=a_raw, inputs=inputs)

@@ -44,7 +44,7 @@ from moodwire.pipeline.core.flow import END
 from moodwire.pipeline.core.messages import (AffectUtterance, FaceTracks, Message, SpeechEvent, SystemHealth,
                                              TextAffect, Transcript, UtteranceAudio, VideoFrame, VoiceAffect)
 from moodwire.pipeline.core.node import Outputs
-from moodwire.pipeline.fusion.frame import FrameInputs, Slot, Smoother, build_frame
+from moodwire.pipeline.fusion.frame import FrameInputs, LabelHold, PersonFilters, Slot, Smoother, build_frame
 from moodwire.pipeline.fusion.model import Estimate, FusionModel
 from moodwire.pipeline.fusion.state import FaceState, Liveness, SpeechState, Utterance
 from moodwire.pipeline.fusion.utterance import Context, build_utterance
@@ -96,7 +96,7 @@ class FusionStep:
         self.clock = clock
         self.utterance_wait_ns = int(self.config.utterance_wait_s * NS)
         self.faces, self.speech, self.live = FaceState(), SpeechState(), Liveness()
-        self.smoother = Smoother(self.config.smoothing_tau_s)
+        self.filters = PersonFilters(Smoother(self.config.smoothing_tau_s), LabelHold(self.config.label_hold_s))
         self.pending: dict[int, _Pending] = {}  # by capture time, oldest first
         self.last_published = -1  # capture time of the newest affect.frame
         self.last_no_video = 0  # when the newest frame without video went out (_no_video_frame)
@@ -209,7 +209,7 @@ class FusionStep:
                 self._speech_slot("voice", voice, t_capture, now), self._speech_slot("text", text, t_capture, now),
                 {"voice": self.speech.speakers.get(voice.utterance_id) if voice else None,
                  "text": self.speech.speakers.get(text.utterance_id) if text else None})
-            frame = build_frame(inputs, self.model, self.smoother, self.clock)
+            frame = build_frame(inputs, self.model, self.filters, self.clock)
         return "affect.frame", frame
 
     def _no_video_frame(self, now: int) -> Outputs:
@@ -228,7 +228,7 @@ class FusionStep:
         inputs = FrameInputs(NO_VIDEO_FRAME, now, {}, f"no video.frame{since}: video_source is {down}",
                              self._speech_slot("voice", self.speech.voice, now, now),
                              self._speech_slot("text", self.speech.text, now, now))
-        yield "affect.frame", build_frame(inputs, self.model, self.smoother, self.clock)
+        yield "affect.frame", build_frame(inputs, self.model, self.filters, self.clock)
 
     def _faces_for(self, t_capture: int, now: int) -> tuple[dict[int, Estimate], str]:
         """The face estimates to use for a frame captured at ``t_capture``, or why there are none."""

@@ -47,7 +47,7 @@ def face_row(track: FaceTrack, msg: FaceTracks) -> dict[str, Any]:
 def fused_columns(person: PersonAffect | None) -> dict[str, Any]:
     if person is None:
         return {"label": "", "valence": np.nan, "arousal": np.nan, "confidence": 0.0, "modalities": ""}
-    return {"label": top_label(person.labels, person.probs), "valence": person.valence, "arousal": person.arousal,
+    return {"label": top_label(person), "valence": person.valence, "arousal": person.arousal,
             "confidence": person.confidence, "modalities": ";".join(sorted(person.modalities))}
 
 
@@ -66,17 +66,34 @@ def modality_columns(inputs: list[ModalityInput]) -> dict[str, Any]:
     return row
 
 
+FRAME_CHUNK = 256  # frame rows kept as dicts before they become one compact data frame (an hour is 108,000)
+
+
 @dataclass
 class Collected:
-    """Rows with capture times in ns (``t``), in the order fusion published them."""
+    """Rows with capture times in ns (``t``), in the order fusion published them. Frame rows are turned into
+    pandas data frames every ``FRAME_CHUNK`` rows: as dicts an hour's would take gigabytes."""
 
-    frames: list[dict] = field(default_factory=list)
+    frame_chunks: list = field(default_factory=list)
+    frame_rows: list[dict] = field(default_factory=list)
     utterances: list[dict] = field(default_factory=list)
     words: list[dict] = field(default_factory=list)
     lost: dict[str, int] = field(default_factory=dict)
     fusion_watermark: int = 0
     first_at: float = 0.0  # monotonic time of the first source watermark: the media started to flow
     last_at: float = 0.0  # ... of fusion's END
+
+    def add_frames(self, rows: list[dict]) -> None:
+        self.frame_rows.extend(rows)
+        if len(self.frame_rows) >= FRAME_CHUNK:
+            self.flush_frames()
+
+    def flush_frames(self) -> None:
+        import pandas as pd
+
+        if self.frame_rows:
+            self.frame_chunks.append(pd.DataFrame(self.frame_rows))
+            self.frame_rows = []
 
 
 class Collector:
@@ -101,6 +118,7 @@ class Collector:
         self._stop.set()
         self._thread.join()
         self._sub.close()
+        self.data.flush_frames()
         return self.data
 
     def _run(self) -> None:
@@ -141,7 +159,7 @@ class Collector:
         for older in [i for i in self._faces if i < msg.frame_index]:
             del self._faces[older]
         rows = [{**base, **face, **fused_columns(persons.get(face["track_id"]))} for face in faces]
-        self.data.frames.extend(rows or [{**base, "track_id": None, **fused_columns(persons.get(None))}])
+        self.data.add_frames(rows or [{**base, "track_id": np.nan, **fused_columns(persons.get(None))}])
 
     def _on_utterance(self, msg: AffectUtterance) -> None:
         n = len(self.data.utterances)
@@ -164,11 +182,10 @@ UTTERANCE_FIRST = ["utterance_id", "start_s", "end_s", "text", "speaker_track_id
 WORD_COLUMNS = ["utterance_id", "word", "start_s", "end_s", "probability"]
 
 
-def ordered(rows: list[dict], first: list[str], ids: tuple[str, ...]) -> Any:
-    """A data frame of ``rows``, ``first`` columns first (an empty table keeps them); ``ids`` as nullable ints."""
+def ordered(frame: Any, first: list[str], ids: tuple[str, ...]) -> Any:
+    """``frame`` with the ``first`` columns first (an empty table keeps them); ``ids`` as nullable ints."""
     import pandas as pd
 
-    frame = pd.DataFrame(rows)
     if not len(frame):
         return pd.DataFrame(columns=first)
     frame = frame[first + [c for c in frame.columns if c not in first]]
@@ -179,12 +196,16 @@ def ordered(rows: list[dict], first: list[str], ids: tuple[str, ...]) -> Any:
 
 def tables(data: Collected, t0_ns: int) -> dict[str, Any]:
     """pandas data frames ``frames``, ``utterances`` and ``words``, times in seconds of the file."""
-    frames = [{**{k: v for k, v in r.items() if k != "t"}, "time_s": seconds(r["t"], t0_ns)} for r in data.frames]
+    import pandas as pd
+
+    frames = pd.concat(data.frame_chunks, ignore_index=True) if data.frame_chunks else pd.DataFrame()
+    if len(frames):
+        frames = frames.assign(time_s=[seconds(t, t0_ns) for t in frames.pop("t")])
     utterances = [{**{k: v for k, v in r.items() if k not in ("t_start", "t_end")},
                    "start_s": seconds(r["t_start"], t0_ns), "end_s": seconds(r["t_end"], t0_ns)}
                   for r in data.utterances]
     words = [{"utterance_id": r["utterance_id"], "word": r["word"], "start_s": seconds(r["t_start"], t0_ns),
               "end_s": seconds(r["t_end"], t0_ns), "probability": r["probability"]} for r in data.words]
     return {"frames": ordered(frames, FRAME_FIRST, ("track_id",)),
-            "utterances": ordered(utterances, UTTERANCE_FIRST, ("speaker_track_id",)),
-            "words": ordered(words, WORD_COLUMNS, ())}
+            "utterances": ordered(pd.DataFrame(utterances), UTTERANCE_FIRST, ("speaker_track_id",)),
+            "words": ordered(pd.DataFrame(words), WORD_COLUMNS, ())}

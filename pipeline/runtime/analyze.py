@@ -155,7 +155,8 @@ def run_lossless(config: Config, log: Any, on_progress: Callable[[float], None] 
     collector = Collector(manager.endpoints.internal_sub, LOSSLESS_HWM)
     code: list[int] = []
     started = time.monotonic()
-    runner = threading.Thread(target=lambda: code.append(manager.run()), name="moodwire-analyze", daemon=True)
+    runner = threading.Thread(target=lambda: code.append(manager.run(taken=lambda: collector.finished)),
+                              name="moodwire-analyze", daemon=True)
     runner.start()
     try:
         while runner.is_alive():

@@ -5,17 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from moodwire.engines.engine import EngineError
 from moodwire.engines.registry import ModelError
-from moodwire.pipeline.core.client_keys import HandshakeWarnings, add_key_options, curve_from_args
+from moodwire.pipeline.core.client_keys import add_key_options, curve_from_args
 from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.config import ConfigError, load_config
 from moodwire.pipeline.core.signals import stop_on_signals
+from moodwire.pipeline.core.topics import UnknownPrefixError
 from moodwire.pipeline.sources import SourceUnavailable
 
 LISTED_ARRAY_MAX = 64  # `listen --json` prints arrays up to this many elements as lists (docs/schema.md)
@@ -26,9 +29,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, SourceUnavailable, ModelError, EngineError, OSError) as exc:
+    except BrokenPipeError:  # the reader went away (moodwire models --json | head): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at the interpreter's last flush
+        return 0
+    except (ConfigError, UnknownPrefixError, SourceUnavailable, ModelError, EngineError, OSError) as exc:
         print(f"moodwire: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before the command set its own handler (while starting): one line
+        print(f"moodwire: {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a duration in seconds, above 0 (``--duration 0`` would end before anything ran)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds (e.g. --duration 10; "
+                                         "leave it out to run until Ctrl-C)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--source", help="run on a media file (video with or without audio, or WAV)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, e.g. --set sources.fps=25 (repeatable)")
-    run.add_argument("--duration", type=float, help="stop after S seconds and exit 0")
+    run.add_argument("--duration", type=positive_seconds, help="stop after S seconds and exit 0")
     run.add_argument("--quiet", action="store_true", help="no live status line (fps, latency, faces, last words)")
     run.add_argument("--nodes", help="run only these nodes on this host, comma-separated (= manager.nodes), "
                                      "e.g. video_source,audio_source")
@@ -64,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("prefix", nargs="?", default="", help="topic prefix, e.g. video. or affect.")
     listen.add_argument("--json", action="store_true", help="one JSON object per line")
     listen.add_argument("--count", type=int, help="exit after N messages")
-    listen.add_argument("--duration", type=float, help="exit after S seconds")
+    listen.add_argument("--duration", type=positive_seconds, help="exit after S seconds")
     _endpoint_arg(listen)
     add_key_options(listen)
     _stream_arg(listen)
@@ -73,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("record", help="record topics to a file")
     rec.add_argument("file")
     rec.add_argument("--topics", nargs="*", default=[""], help="topic prefixes (default: all)")
-    rec.add_argument("--duration", type=float)
+    rec.add_argument("--duration", type=positive_seconds)
     rec.add_argument("--count", type=int)
     _endpoint_arg(rec)
     add_key_options(rec)
@@ -92,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     doc = sub.add_parser("doctor", help="what is installed, and how to fix what is missing")
     doc.add_argument("--config", help="TOML config file (for the endpoint and the selected model profiles)")
+    doc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, as for run")
     doc.set_defaults(func=cmd_doctor)
 
     models = sub.add_parser("models", help="every model slot and profile: source, license, checksum, status")
@@ -102,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
         "fetch", help="download a model profile once (pinned revision, checked), into the cache")
     fetch.add_argument("profile", help="a profile name from `moodwire models`")
     fetch.add_argument("--base-url", default="", help="a mirror that serves the same paths as the profile's host")
+    fetch.add_argument("--from", dest="from_dir", metavar="DIR", default="",
+                       help="install from files copied by hand into DIR (same checks; docs/models.md), no network")
     fetch.add_argument("--force", action="store_true", help="download again even if the cached files are intact")
     fetch.set_defaults(func=cmd_models_fetch)
 
@@ -116,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--out", default="", help="write instead of a window: a .mp4/.avi video, a .png "
                                                "snapshot (the latest), or a folder of numbered PNG snapshots")
     view.add_argument("--frames", type=int, help="stop after N drawn frames")
-    view.add_argument("--duration", type=float, help="stop after S seconds")
+    view.add_argument("--duration", type=positive_seconds, help="stop after S seconds")
     view.add_argument("--every", type=int, default=1, help="PNG folder: keep every N-th frame")
     _endpoint_arg(view)
     add_key_options(view)
@@ -162,7 +186,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from moodwire.pipeline.core.keys import server_curve
-    from moodwire.pipeline.runtime.doctor import endpoint_problem
+    from moodwire.pipeline.runtime.doctor import endpoint_problem, in_use_fix
     from moodwire.pipeline.runtime.manager import Manager
     from moodwire.pipeline.runtime.process_table import enabled_nodes
     from moodwire.pipeline.sources.resolve import resolve_sources, with_source_file
@@ -179,8 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for setting, endpoint in (("bus.public", config.bus.public), ("bus.ingest", config.bus.ingest)):
             problem = endpoint_problem(endpoint)
             if problem:
-                raise ConfigError(f"{problem}; set {setting} to a free endpoint, e.g. "
-                                  f"--set {setting}=tcp://127.0.0.1:5570")
+                raise ConfigError(f"{problem}; {in_use_fix(setting)}")
     manager = Manager(config, notes)
     stop_on_signals(manager.stopping)
     if args.quiet:
@@ -206,17 +229,20 @@ def _run_settings(args: argparse.Namespace) -> list[str]:
 
 def cmd_listen(args: argparse.Namespace) -> int:
     from moodwire.pipeline.core.bus import Subscriber
+    from moodwire.pipeline.core.link_watch import LinkWatch, say_on_stderr
+    from moodwire.pipeline.core.topics import check_prefix
 
     curve = curve_from_args(args)
     stop = stop_on_signals()
     deadline = None if args.duration is None else now_ns() + int(args.duration * 1e9)
     printed = 0
-    warnings = HandshakeWarnings()
-    with Subscriber(args.endpoint, [args.prefix], queue_everything=True, curve=curve, stream=args.stream) as sub:
+    check_prefix(args.prefix)
+    watch = LinkWatch(args.endpoint, [args.prefix], say_on_stderr)
+    with Subscriber(args.endpoint, [args.prefix], queue_everything=True, curve=curve, stream=args.stream,
+                    watch=watch) as sub:
         while not stop.is_set() and (args.count is None or printed < args.count):
             if deadline is not None and now_ns() >= deadline:
                 break
-            warnings.check(sub)
             got = sub.recv_raw(timeout=0.1)
             if got is None:
                 continue
@@ -292,7 +318,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from moodwire.pipeline.core.bus import Publisher
-    from moodwire.pipeline.runtime.doctor import endpoint_problem
+    from moodwire.pipeline.runtime.doctor import endpoint_problem, in_use_fix
     from moodwire.pipeline.runtime.recording import RecordingError, replay
 
     problem = endpoint_problem(args.endpoint)
@@ -319,7 +345,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from moodwire.pipeline.runtime.doctor import run_doctor
 
-    checks = run_doctor(load_config(args.config))
+    checks = run_doctor(load_config(args.config, args.set))
     for check in checks:
         print(check.line())
     failed = [c.name for c in checks if c.required and not c.ok]
@@ -348,14 +374,19 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
     from moodwire.engines.profiles import get_profile
     from moodwire.engines.registry import ModelError
     from moodwire.pipeline.core.progress import Progress
-    from moodwire.pipeline.runtime.model_fetch import fetch_profile
+    from moodwire.pipeline.runtime.model_fetch import CopiedFiles, fetch_profile
 
+    if args.from_dir and args.base_url:
+        raise ConfigError("--from DIR and --base-url URL both say where the files come from: give one")
+    if args.from_dir and not Path(args.from_dir).is_dir():
+        raise ConfigError(f"--from {args.from_dir}: no such folder (copy the profile's files into one first)")
+    copied = CopiedFiles(Path(args.from_dir)) if args.from_dir else None
     try:
         profile = get_profile(args.profile)
         print(f"{profile.name}: {profile.repo} at {profile.revision}; licence {profile.licence_label}",
               file=sys.stderr)
         with Progress(sys.stderr).step(f"fetch {profile.name}") as step:
-            folder = fetch_profile(profile, args.base_url, step, args.force)
+            folder = fetch_profile(profile, args.base_url, step, args.force, copied)
     except ModelError as exc:
         print(f"moodwire: error: {exc}", file=sys.stderr)
         return 2
@@ -418,7 +449,7 @@ def _dashboard_parser(sub: argparse._SubParsersAction) -> None:
     dash.add_argument("--allow-remote", action="store_true",
                       help="serve on a non-loopback --host, with a random access token in the printed URL "
                            "(plain HTTP: prefer an SSH tunnel; docs/dashboard.md)")
-    dash.add_argument("--duration", type=float, help="stop after S seconds")
+    dash.add_argument("--duration", type=positive_seconds, help="stop after S seconds")
     _endpoint_arg(dash)
     add_key_options(dash)
     _stream_arg(dash)

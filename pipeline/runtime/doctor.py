@@ -131,8 +131,12 @@ def check_espeak() -> Check:
 
 def check_endpoint(endpoint: str) -> Check:
     problem = endpoint_problem(endpoint)
-    return Check("endpoint", problem is None, problem or f"{endpoint} is free",
-                 "stop the other moodwire, or set bus.public to another port")
+    return Check("endpoint", problem is None, problem or f"{endpoint} is free", in_use_fix("bus.public"))
+
+
+def in_use_fix(setting: str) -> str:
+    """What to do about an endpoint in use (``doctor`` and ``run`` say the same)."""
+    return f"stop the other moodwire, or set {setting} to a free endpoint, e.g. --set {setting}=tcp://127.0.0.1:5570"
 
 
 def endpoint_problem(endpoint: str) -> str | None:

@@ -21,7 +21,9 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import IO
 
 from moodwire.pipeline.core.bus import BusEndpoints, Publisher, Received, Subscriber, this_host
@@ -106,6 +108,7 @@ class Manager:
         self.clock: ClockFollower | None = None
         self.joined_hosts = JoinedHosts(config.manager.host_timeout_s)
         self.failure = ""  # why the run failed (exit 1): a node's crash in lossless mode, a crash loop on a file
+        self.run_id = uuid.uuid4().hex[:12]  # in system.health: clients learn that a new run has started
         self.ended: set[str] = set()  # nodes that have said END (pipeline/core/flow.py)
         self.last_progress = 0.0  # monotonic time of the newest watermark from any node
         self.t0_ns = 0
@@ -179,10 +182,12 @@ class Manager:
         """Now on the pipeline's clock: the bus host's."""
         return self.clock.bus_ns() if self.clock is not None else now_ns()
 
-    def run(self, duration_s: float | None = None) -> int:
+    def run(self, duration_s: float | None = None, taken: Callable[[], bool] = lambda: True) -> int:
         """Run until stopped, ``duration_s`` passes, or every file source has finished and every node has
         published what it held (``END``, pipeline/core/flow.py; in real time at most ``manager.drain_s``
-        after the sources end). 1 when the run failed (``failure``), else 0."""
+        after the sources end). ``taken`` says that a consumer in this process (analyze's tables) has
+        received every node's END: the bus stays up until it has, since stopping drops what is in flight.
+        1 when the run failed (``failure``), else 0."""
         try:
             self.start()  # inside: a failed prepare step still removes the run dir
             deadline = None if duration_s is None else time.monotonic() + duration_s
@@ -203,7 +208,7 @@ class Manager:
                 if sources_done_at is None and self._sources_finished():
                     sources_done_at = now
                     print("moodwire: all sources finished; stopping", file=self.log)
-                if sources_done_at is not None and self._drained(now, sources_done_at):
+                if sources_done_at is not None and self._drained(now, sources_done_at, taken):
                     break
         finally:
             self.stop()
@@ -211,13 +216,14 @@ class Manager:
             print(f"moodwire: the run failed: {self.failure}", file=self.log)
         return 1 if self.failure else 0
 
-    def _drained(self, now: float, sources_done_at: float) -> bool:
-        """Every node has ended; or, in real time, ``drain_s`` has passed; in lossless mode no node has made
-        progress for ``drain_s`` (one is stuck: the run fails)."""
+    def _drained(self, now: float, sources_done_at: float, taken: Callable[[], bool]) -> bool:
+        """Every node has ended (and ``taken``); or, in real time, ``drain_s`` has passed; in lossless mode
+        nothing has made progress for ``drain_s`` (a node or the consumer is stuck: the run fails)."""
         waiting = [p.spec.name for p in self.nodes.values()
                    if not p.spec.is_source and p.spec.name != "bus" and p.spec.name not in self.ended]
-        if not waiting:
+        if not waiting and taken():
             return True
+        waiting = waiting or ["the tables' reader"]
         if not self.lossless:
             return now - sources_done_at >= self.config.manager.drain_s
         if now - max(self.last_progress, sources_done_at) >= self.config.manager.drain_s:
@@ -227,7 +233,9 @@ class Manager:
         return False
 
     def stop(self) -> None:
-        """SIGINT to every node (the bus last), SIGKILL after the grace period; remove the run dir."""
+        """SIGTERM to every node (the bus last), SIGKILL after the grace period; remove the run dir. SIGTERM, not
+        SIGINT: a node still importing, before its handler is set, then ends quietly instead of printing a
+        KeyboardInterrupt traceback (Ctrl-C just after start); one that has its handler stops as for SIGINT."""
         self.stopping.set()
         if self._sub:
             self._sub.close()
@@ -289,7 +297,7 @@ class Manager:
     def _terminate(self, procs: list[NodeProcess]) -> None:
         live = [p for p in procs if p.alive]
         for proc in live:
-            proc.popen.send_signal(signal.SIGINT)
+            proc.popen.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.config.manager.grace_s
         for proc in live:
             try:
@@ -297,7 +305,7 @@ class Manager:
             except subprocess.TimeoutExpired:
                 proc.popen.kill()
                 proc.popen.wait()
-                print(f"moodwire: node {proc.spec.name} ignored SIGINT for "
+                print(f"moodwire: node {proc.spec.name} ignored SIGTERM for "
                       f"{self.config.manager.grace_s} s; killed", file=self.log)
         for proc in procs:
             if proc.state in ("starting", "running", "backoff"):
@@ -370,7 +378,8 @@ class Manager:
         if not self.joined:
             nodes += self.joined_hosts.nodes(now)
             hosts += self.joined_hosts.hosts(now)
-        return SystemHealth(nodes=nodes, notes=self.notes, t_capture=self._now_ns(), host=self.host, hosts=hosts)
+        return SystemHealth(nodes=nodes, notes=self.notes, t_capture=self._now_ns(), host=self.host, hosts=hosts,
+                            run_id=self.run_id)
 
     def _own_host(self) -> HostHealth:
         if self.clock is None:

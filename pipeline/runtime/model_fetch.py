@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
+import shutil
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -117,14 +119,18 @@ def hub_digest(profile: ModelProfile, file: RemoteFile, base_url: str) -> str:
     return digest
 
 
-def fetch_file(profile: ModelProfile, file: RemoteFile, base_url: str, progress: Progress) -> str:
-    """Download, check and move one file into the profile folder; returns its sha256."""
+def fetch_file(profile: ModelProfile, file: RemoteFile, base_url: str, progress: Progress,
+               copied: CopiedFiles | None = None) -> str:
+    """Download (or take from ``copied``), check and move one file into the profile folder; its sha256."""
     final = profile.folder / file.name
     part = final.with_name(final.name + ".part")
-    url = profile.url(file, base_url)
-    expected = hub_digest(profile, file, base_url) if file.hub_checked else ""
     try:
-        download(url, part, progress)
+        if copied is not None:
+            url, expected = copied.take(profile, file, part)
+        else:
+            url = profile.url(file, base_url)
+            expected = hub_digest(profile, file, base_url) if file.hub_checked else ""
+            download(url, part, progress)
         found = digests(part)
         check(file, found, url, expected)
     except BaseException:
@@ -132,6 +138,38 @@ def fetch_file(profile: ModelProfile, file: RemoteFile, base_url: str, progress:
         raise
     os.replace(part, final)
     return found.sha256
+
+
+@dataclass(frozen=True)
+class CopiedFiles:
+    """A profile's files copied by hand into ``folder`` (``moodwire models fetch NAME --from DIR``): each by its
+    name, or the whole folder a fetch made on a machine with network (its manifest, MANIFEST, included)."""
+
+    folder: Path
+
+    def take(self, profile: ModelProfile, file: RemoteFile, part: Path) -> tuple[str, str]:
+        """Copy ``file`` to ``part``; (where it came from, the digest a hub-checked file must have: the sha256
+        that the copied manifest recorded when the hub was asked, at the same pinned revision)."""
+        source = self.folder / file.name
+        if not source.is_file():
+            raise ModelMissing(f"{source} is not there: copy {profile.name}'s files ({', '.join(f.name for f in profile.files)}) "
+                               f"into {self.folder}, from {profile.url(file)} and its siblings (docs/models.md)")
+        shutil.copyfile(source, part)
+        return str(source), self._hub_sha256(profile, file) if file.hub_checked else ""
+
+    def _hub_sha256(self, profile: ModelProfile, file: RemoteFile) -> str:
+        try:
+            manifest = json.loads((self.folder / MANIFEST).read_text())
+        except (OSError, ValueError):
+            manifest = {}
+        recorded = manifest.get("sha256", {}).get(file.name, "") if manifest.get("revision") == profile.revision else ""
+        if not recorded:
+            raise ChecksumMismatch(f"{file.name}: {profile.name} records no checksum of its own for it (it is checked "
+                                   f"against the hub's), and there is no {MANIFEST} of the same revision in "
+                                   f"{self.folder}: copy the whole folder that `moodwire models fetch {profile.name}` "
+                                   f"made on a machine with network ({profile.folder.name} under the cache), or "
+                                   "fetch there; nothing was installed")
+        return recorded
 
 
 def require_exporter(profile: ModelProfile) -> None:
@@ -169,8 +207,9 @@ def write_manifest(profile: ModelProfile, sha256: dict[str, str], base_url: str)
 
 
 def fetch_profile(profile: ModelProfile, base_url: str = "", progress: Progress = print,
-                  force: bool = False) -> Path:
-    """Fetch every file of ``profile`` unless it is already fetched and intact; returns its folder."""
+                  force: bool = False, copied: CopiedFiles | None = None) -> Path:
+    """Fetch every file of ``profile`` (downloaded, or from ``copied``) unless it is already fetched and intact;
+    returns its folder."""
     if not force and profile_ready(profile):
         progress(f"{profile.name}: already fetched and intact in {profile.folder}")
         return profile.folder
@@ -178,10 +217,10 @@ def fetch_profile(profile: ModelProfile, base_url: str = "", progress: Progress 
     # matches it, so a fetch that fails halfway leaves nothing usable that was not checked.
     require_exporter(profile)
     profile.folder.mkdir(parents=True, exist_ok=True)
-    sha256 = {file.name: fetch_file(profile, file, base_url, progress) for file in profile.files}
+    sha256 = {file.name: fetch_file(profile, file, base_url, progress, copied) for file in profile.files}
     if profile.exported:
         sha256[profile.exported] = export_profile(profile, progress)
-    write_manifest(profile, sha256, base_url)
+    write_manifest(profile, sha256, str(copied.folder) if copied else base_url)
     if read_manifest(profile) is None:
         raise ModelMissing(f"{profile.folder / MANIFEST} could not be read back after writing it")
     progress(f"{profile.name}: fetched into {profile.folder}")

@@ -21,6 +21,7 @@ CIRCUMPLEX = 150  # side of the circumplex panel
 MARGIN = 8
 BAND = 46  # height of the status band
 BAR_W, BAR_H = 60, 9
+BARS_W, BARS_H = BAR_W + 60, 7 * (BAR_H + 3)  # the bars with their class names
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE, GREY, DARK = (255, 255, 255), (140, 140, 140), (30, 30, 30)
 LIVE, ABSENT = (80, 220, 80), (90, 90, 220)  # BGR: green, red
@@ -59,9 +60,24 @@ def draw_face(image: np.ndarray, track_id: int, box: list[float], person: Person
     cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
     label = f"#{track_id}"
     if person is not None and person.probs:
-        label += f" {top_label(person.labels, person.probs)} {max(person.probs):.2f}"
-        draw_bars(image, person, (min(x1 + 6, image.shape[1] - BAR_W - 60), max(y0, 0)), colour)
+        shown = top_label(person)  # the steady label: its own probability, which need not be the highest
+        label += f" {shown} {person.probs[person.labels.index(shown)]:.2f}" if shown in person.labels else ""
+        draw_bars(image, person, bars_origin(image, (x0, y0, x1, y1)), colour)
     text(image, label, (x0, max(y0 - 6, 12)), colour, 0.5)
+
+
+def bars_origin(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int]:
+    """Where a face's bars go: right of its box, else left of it, else anywhere free; never over the
+    circumplex panel nor the status band, always inside the picture (a 640x360 frame included)."""
+    height, width = image.shape[:2]
+    x0, y0, x1, _ = box
+    y = min(max(y0, 0), max(height - BAND - BARS_H, 0))
+    panel_left, panel_bottom = width - MARGIN - CIRCUMPLEX, MARGIN + CIRCUMPLEX
+    for x in (x1 + 6, x0 - 6 - BARS_W, width - BARS_W - MARGIN, MARGIN):
+        x = min(max(x, 0), width - BARS_W)
+        if x + BARS_W <= panel_left or y >= panel_bottom:
+            return x, y
+    return min(max(x1 + 6, 0), width - BARS_W), max(y, panel_bottom)
 
 
 def draw_bars(image: np.ndarray, person: PersonAffect, origin: tuple[int, int], colour) -> None:
@@ -121,8 +137,20 @@ def draw_status(image: np.ndarray, affect: AffectFrame | None, transcript: str) 
         text(image, f"{affect.latency_ms:.0f} ms", (x, height - BAND + 16), WHITE, 0.4)
     else:
         text(image, "no affect.frame", (x, height - BAND + 16), ABSENT, 0.4)
-    words = transcript if len(transcript) <= 80 else "..." + transcript[-77:]
-    text(image, words, (MARGIN, height - 10), WHITE, 0.45)
+    text(image, fitted(transcript, width - 2 * MARGIN, 0.45), (MARGIN, height - 10), WHITE, 0.45)
+
+
+def fitted(words: str, width: int, scale: float) -> str:
+    """``words``, or their end after "...", as much as fits in ``width`` pixels (the newest words matter)."""
+    def fits(candidate: str) -> bool:
+        return cv2.getTextSize(candidate, FONT, scale, 3)[0][0] <= width
+
+    if fits(words):
+        return words
+    keep = len(words)
+    while keep > 0 and not fits("..." + words[-keep:]):
+        keep -= 1
+    return "..." + words[-keep:] if keep else ""
 
 
 def text(image: np.ndarray, words: str, at: tuple[int, int], colour, scale: float) -> None:

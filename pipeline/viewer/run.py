@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from moodwire.pipeline.core.clock import now_ns
+from moodwire.pipeline.core.messages import VideoFrame
 from moodwire.pipeline.core.streams import OneStream
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 TOPICS = ["video.frame", "face.tracks", "affect.frame", "speech.transcript", "affect.utterance"]
 WINDOW = "moodwire"
 VIDEO_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
+DEFAULT_FPS = 30.0  # a video's rate until the stream's frames give theirs
+STOPPED_AFTER_S = 3.0  # nothing at all (not even system.health, once a second) for this long: the pipeline stopped
 
 
 class ViewerError(RuntimeError):
@@ -33,6 +36,7 @@ class ViewerError(RuntimeError):
 
 class Sink(Protocol):
     def show(self, image: np.ndarray) -> bool: ...  # False: the user closed it
+    def rate(self, fps: float) -> None: ...  # the stream's frame rate, as its video frames say
     def close(self) -> None: ...
 
 
@@ -43,7 +47,6 @@ class ViewOptions:
     frames: int | None = None  # stop after this many drawn frames
     seconds: float | None = None
     every: int = 1  # PNG folder: keep every n-th frame
-    fps: float = 30.0  # video sink rate
     curve: CurveClient | None = None  # keys for a CURVE-secured public endpoint (--server-key/--client-key)
     stream: str | None = None  # only this stream's (None: every stream's; draw one stream)
 
@@ -61,6 +64,9 @@ class WindowSink:
         self.cv2.imshow(WINDOW, image)
         key = self.cv2.waitKey(1) & 0xFF
         return key not in (ord("q"), 27)
+
+    def rate(self, fps: float) -> None:
+        pass
 
     def close(self) -> None:
         self.cv2.destroyAllWindows()
@@ -84,13 +90,22 @@ class PngSink:
         self.count += 1
         return True
 
+    def rate(self, fps: float) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
 
 class VideoSink:
-    def __init__(self, path: Path, fps: float) -> None:
-        self.path, self.fps, self.writer = path, fps, None
+    """A video at the stream's frame rate (its video frames' ``fps_nominal``; ``DEFAULT_FPS`` until one says)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.fps, self.writer = path, DEFAULT_FPS, None
+
+    def rate(self, fps: float) -> None:
+        if self.writer is None:  # a written file keeps the rate it started with
+            self.fps = fps
 
     def show(self, image: np.ndarray) -> bool:
         import cv2
@@ -114,7 +129,7 @@ def make_sink(options: ViewOptions) -> Sink:
         return WindowSink()
     path = Path(options.out)
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        return VideoSink(path, options.fps)
+        return VideoSink(path)
     return PngSink(path, options.every)
 
 
@@ -122,22 +137,30 @@ def run_viewer(options: ViewOptions, stop=None) -> int:
     """Draw the stream until ``options.frames`` frames or ``options.seconds`` passed, ``stop`` is set, or
     the window is closed. Returns the number of frames drawn."""
     from moodwire.pipeline.core.bus import Subscriber
-    from moodwire.pipeline.core.client_keys import HandshakeWarnings
+    from moodwire.pipeline.core.link_watch import LinkWatch, say_on_stderr
     from moodwire.pipeline.viewer.draw import render
     from moodwire.pipeline.viewer.state import ViewState
 
     sink = make_sink(options)
-    state, drawn, warnings = ViewState(), 0, HandshakeWarnings()
+    state, drawn = ViewState(), 0
     shown = OneStream(options.stream, lambda line: print(f"moodwire view: {line}", file=sys.stderr))
     deadline = None if options.seconds is None else now_ns() + int(options.seconds * 1e9)
+    heard: int | None = None  # when anything (system.health included) last arrived
     try:
-        with Subscriber(options.endpoint, TOPICS, queue_everything=True, queue_limit=600,
-                        curve=options.curve, stream=options.stream) as sub:
+        with Subscriber(options.endpoint, TOPICS + ["system.health"], queue_everything=True, queue_limit=600,
+                        curve=options.curve, stream=options.stream,
+                        watch=LinkWatch(options.endpoint, ["video.frame"], say_on_stderr)) as sub:
             while not (stop is not None and stop.is_set()):
                 if deadline is not None and now_ns() >= deadline:
                     break
-                warnings.check(sub)
                 got = sub.recv(timeout=0.05)
+                heard = now_ns() if got is not None else heard
+                if heard is not None and now_ns() - heard > STOPPED_AFTER_S * 1e9:
+                    print(f"moodwire view: the pipeline has stopped (nothing for {STOPPED_AFTER_S:g} s)",
+                          file=sys.stderr)
+                    break
+                if got is not None and isinstance(got.msg, VideoFrame) and got.msg.fps_nominal > 0:
+                    sink.rate(got.msg.fps_nominal)
                 if got is not None and shown.wants(got):
                     state.add(got.msg, now_ns())
                 for image, overlay in state.ready(now_ns()):
