@@ -64,7 +64,7 @@ def main() -> int:
             print(f"logging affect.utterance from {args.endpoint}", file=sys.stderr, flush=True)
             while (args.count is None or written < args.count) and (deadline is None or time.monotonic() < deadline):
                 msg = stream.get(timeout=0.25)
-                if isinstance(msg, moodwire.AffectUtterance):
+                if isinstance(msg, moodwire.AffectUtterance) and msg.stage == "final":  # one row per utterance
                     writer.writerow(row(msg))
                     fh.flush()
                     written += 1

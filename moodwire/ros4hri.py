@@ -15,7 +15,8 @@ examples/ros4hri_bridge.py publishes them with rclpy; docs/ros4hri.md is the map
 - Each utterance: ``hri_msgs/LiveSpeech`` (final text) on ``/humans/voices/<voice_id>/speech``, its
   fused Expression on ``/humans/voices/<voice_id>/utterance_expression`` (an extension), and, when
   fusion named the face that spoke it, ``hri_msgs/IdsMatch`` face <-> voice on
-  ``/humans/candidate_matches``.
+  ``/humans/candidate_matches``. The utterance's first record (stage ``acoustic``, at the end of
+  speech, no words) gives the Expression and the match at once; its final record all three.
 """
 
 from __future__ import annotations
@@ -130,11 +131,12 @@ class Ros4hriMapper:
         return out
 
     def utterance_messages(self, u: AffectUtterance) -> list[RosMessage]:
-        """LiveSpeech with the final text, the utterance's Expression, and the face that spoke it."""
+        """LiveSpeech with the final text (the final record only), the utterance's Expression, and the face
+        that spoke it (both records: the acoustic one at the end of speech, the final one with the words)."""
         header = self.header(u.t_end)
-        out = [RosMessage(self.voice_topic("speech"), LIVE_SPEECH_TYPE,
-                          {"header": header, "incremental": "", "final": u.text,
-                           "confidence": speech_confidence(u.words)})]
+        out = [] if u.stage != "final" else [RosMessage(self.voice_topic("speech"), LIVE_SPEECH_TYPE,
+                                                        {"header": header, "incremental": "", "final": u.text,
+                                                         "confidence": speech_confidence(u.words)})]
         if u.valid:
             out.append(RosMessage(self.voice_topic("utterance_expression"), EXPRESSION_TYPE,
                                   expression_fields(u.labels, u.probs, u.valence, u.arousal, u.confidence,

@@ -122,6 +122,21 @@ def test_the_stream_is_stale_after_a_second_without_frames_and_an_older_frame_is
     assert DashboardState().view(T0)["stream"] == {"alive": False, "frame_age_s": None, "fps": 0.0}
 
 
+def test_an_utterances_final_record_replaces_its_acoustic_one_in_place():
+    import dataclasses
+
+    state = DashboardState()
+    first = dataclasses.replace(utterance(7, "", "sad", T0), stage="acoustic")
+    state.add(first, T0)
+    state.add(utterance(8, "later", "happy", T0 + S), T0 + S)
+    assert [(u["utterance_id"], u["stage"]) for u in state.view(T0 + S)["utterances"]] == [("8", "final"),
+                                                                                            ("7", "acoustic")]
+    state.add(utterance(7, "I am so sad", "sad", T0), T0 + 2 * S)
+    shown = state.view(T0 + 2 * S)["utterances"]
+    assert [(u["utterance_id"], u["stage"], u["text"]) for u in shown] == [("8", "final", "later"),
+                                                                         ("7", "final", "I am so sad")]
+
+
 def test_utterances_come_newest_first_with_their_emotion_and_a_partial_shows_until_its_utterance():
     state = DashboardState()
     state.add(utterance(2**62 + 1, "hello there", "happy", T0), T0)
@@ -330,8 +345,8 @@ class Recorder:
             msg = got.msg if got is not None else None
             if isinstance(msg, AffectFrame):
                 self.frames[msg.frame_index] = msg
-            elif isinstance(msg, AffectUtterance):
-                self.utterances[str(msg.utterance_id)] = msg
+            elif isinstance(msg, AffectUtterance):  # its records by stage: acoustic, then final
+                self.utterances[f"{msg.utterance_id}/{msg.stage}"] = msg
 
     def wait_for(self, store: dict, key, timeout: float = 3.0):
         deadline = time.monotonic() + timeout
@@ -359,8 +374,8 @@ SHOWN_PERSON = """(selector) => {
 }"""
 SHOWN_UTTERANCE = """() => {
   const item = document.querySelector('#transcript .utterance');
-  return item && {id: item.dataset.utteranceId, label: item.dataset.label, valence: Number(item.dataset.valence),
-                  text: item.querySelector('.text').textContent};
+  return item && {id: item.dataset.utteranceId, stage: item.dataset.stage, label: item.dataset.label,
+                  valence: Number(item.dataset.valence), text: item.querySelector('.text').textContent};
 }"""
 SHOWN_NODES = """() => Array.from(document.querySelectorAll('#health-rows tr.node')).map(
   (row) => [row.dataset.node, row.dataset.alive, row.dataset.state])"""
@@ -414,8 +429,9 @@ def test_the_page_in_a_real_browser_shows_the_live_stream_of_a_running_pipeline(
 
             page.wait_for_selector("#transcript .utterance", timeout=60_000)
             shown = page.evaluate(SHOWN_UTTERANCE)
-            sent = recorder.wait_for(recorder.utterances, shown["id"])
-            assert shown["text"] == (sent.text.strip() or "(no words)")
+            sent = recorder.wait_for(recorder.utterances, f"{shown['id']}/{shown['stage']}")
+            none = "(the words are coming)" if sent.stage == "acoustic" else "(no words)"
+            assert shown["text"] == (sent.text.strip() or none)
             assert shown["label"] == top_label(sent.labels, sent.probs)
             assert shown["valence"] == pytest.approx(sent.valence, abs=1e-4)
 

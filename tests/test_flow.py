@@ -123,7 +123,8 @@ def summary(out: list) -> list:
             rows.append((topic, msg.frame_index, [(p.track_id, round(p.valence, 9), p.probs) for p in msg.persons],
                          msg.missing))
         elif isinstance(msg, AffectUtterance):
-            rows.append((topic, msg.utterance_id, msg.text, round(msg.valence, 9), msg.missing, msg.speaker_track_id))
+            rows.append((topic, msg.utterance_id, msg.stage, msg.text, round(msg.valence, 9), msg.missing,
+                         msg.speaker_track_id))
     return rows
 
 
@@ -134,7 +135,8 @@ def test_lossless_fusion_decides_the_same_whatever_the_arrival_order_and_waterma
     frames = [m.frame_index for _, m in reference if isinstance(m, AffectFrame)]
     assert frames == list(range(90))  # every frame once, in order
     utterances = [m for _, m in reference if isinstance(m, AffectUtterance)]
-    assert len(utterances) == 1 and utterances[0].text and "voice" not in utterances[0].missing
+    assert [u.stage for u in utterances] == ["acoustic", "final"]  # both records, also in event time
+    assert utterances[1].text and "voice" not in utterances[1].missing
     assert all(m.latency_ms == 0 for _, m in reference if isinstance(m, AffectFrame))  # no wall clock in it
     rng = random.Random(7)
     for _ in range(3):  # other arrival orders within each watermark step, coarser steps
@@ -152,7 +154,7 @@ def test_an_utterance_the_watermark_has_passed_goes_out_with_what_came(model):
     speech = Speech(t_frame(3), t_frame(30))
     inputs = [(event_time(m), topic, m) for _, topic, m in speech.messages() if topic != "text.affect"]
     out = run_in_order(model, sorted(inputs, key=lambda x: x[0]), [t_frame(31)])
-    (utt,) = [m for _, m in out if isinstance(m, AffectUtterance)]
+    (utt,) = [m for _, m in out if isinstance(m, AffectUtterance) and m.stage == "final"]
     assert "text" in utt.missing  # no timeout waited: the watermark says nothing more will come
 
 

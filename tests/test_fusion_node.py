@@ -32,6 +32,7 @@ NS = 1_000_000_000
 MS = 1_000_000
 T0 = 10**12
 PERIOD = NS // 30
+HANGOVER = 400 * MS  # the VAD's end comes this long after the speech's
 FACE_DELAY = 20 * MS
 NAMES = ["jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight"] + [f"shape{i}" for i in range(49)]
 HAPPY = np.array([0.02, 0.01, 0.02, 0.85, 0.02, 0.03, 0.05], np.float32)
@@ -84,6 +85,7 @@ class Speech:
     text: str = "I am really happy to see you today."
     asr_ok: bool = True
     voice_probs: list[float] = field(default_factory=list)
+    voice_delay: int = 320 * MS  # after the end (voice.wait_transcript_s = 0 gives it at once)
 
     def messages(self) -> list[tuple[int, str, Message]]:
         uid, out = self.t_start, []
@@ -99,13 +101,14 @@ class Speech:
                 final=final, t_capture=t_cap)))
         end = self.t_end
         out.append((end + 2 * MS, "speech.vad", SpeechEvent(utterance_id=uid, kind="end", t_start=self.t_start,
-                                                             t_end=end, t_capture=end, reason="pause")))
+                                                             t_end=end, t_speech_end=end - HANGOVER, t_capture=end,
+                                                             reason="pause")))
         words = [Word(word=w, t_start=self.t_start, t_end=end, probability=0.9) for w in self.text.split()]
         transcript = Transcript(utterance_id=uid, t_start=self.t_start, t_end=end, final=True, t_capture=end,
                                 text=self.text if self.asr_ok else "", words=words if self.asr_ok else [],
                                 valid=self.asr_ok, error="" if self.asr_ok else "decoder crashed")
         out.append((end + 300 * MS, "speech.transcript", transcript))
-        out.append((end + 320 * MS, "voice.affect", voice_affect(uid, self.t_start, end, self.voice_probs)))
+        out.append((end + self.voice_delay, "voice.affect", voice_affect(uid, self.t_start, end, self.voice_probs)))
         out.append((end + 340 * MS, "text.affect", text_affect(transcript)))
         return out
 
@@ -180,8 +183,12 @@ class Sim:
     def frames(self) -> list[AffectFrame]:
         return [m for _, tp, m in self.out if tp == "affect.frame"]
 
-    def utterances(self) -> list[AffectUtterance]:
-        return [m for _, tp, m in self.out if tp == "affect.utterance"]
+    def utterances(self, stage: str = "final") -> list[AffectUtterance]:
+        return [m for _, tp, m in self.out if tp == "affect.utterance" and m.stage == stage]
+
+    def published_at(self, stage: str = "final") -> int:
+        """When the first utterance record of ``stage`` went out, on the step's clock."""
+        return next(at for at, tp, m in self.out if tp == "affect.utterance" and m.stage == stage)
 
     def frame_at(self, seconds: float) -> AffectFrame:
         i = round(seconds * 30)
@@ -240,13 +247,38 @@ def test_one_face_and_an_utterance_give_frames_with_all_three_and_one_utterance(
 
     [utt] = sim.utterances()
     assert utt.utterance_id == speech.t_start and (utt.t_start, utt.t_end) == (speech.t_start, speech.t_end)
+    assert utt.t_speech_end == speech.t_end - HANGOVER  # when the speech stopped, as the VAD said
     assert utt.text == speech.text and len(utt.words) == 8 and utt.valid and utt.t_capture == speech.t_end
     assert [x.modality for x in utt.inputs] == ["face", "voice", "text"] and all(x.present for x in utt.inputs)
     assert not utt.missing and utt.speaker_track_id == 1 and "mouth moved with the voice" in utt.speaker_reason
     assert utt.speaker_scores["1"] > 0.3
     assert "speaker's face (track 1)" in utt.inputs[0].reason and np.argmax(utt.probs) == LABELS.index("happy")
-    published_at = next(at for at, tp, _ in sim.out if tp == "affect.utterance")
-    assert published_at == speech.t_end + 340 * MS  # as soon as text.affect, the last of the three, came
+    assert sim.published_at() == speech.t_end + 340 * MS  # as soon as text.affect, the last of the three, came
+
+
+def test_an_utterance_gets_a_first_record_from_face_and_voice_at_once_then_the_final_with_the_words(model):
+    speech = Speech(T0 + 300 * MS, T0 + 2300 * MS, voice_delay=40 * MS)
+    sim = make_sim(model).run(stream(120, talking_face(speech), speech=[speech]), until=t_frame(120))
+    [first], [final] = sim.utterances("acoustic"), sim.utterances("final")
+    assert sim.published_at("acoustic") == speech.t_end + 40 * MS  # as soon as voice.affect came
+    assert sim.published_at("final") == speech.t_end + 340 * MS
+    assert first.utterance_id == final.utterance_id and first.t_speech_end == final.t_speech_end
+    assert first.text == "" and first.words == [] and first.missing == ["text"]
+    assert first.notes["text"] == "the words come with the final record (stage final)"
+    assert first.speaker_track_id == final.speaker_track_id == 1
+    assert [x.modality for x in first.inputs if x.present] == ["face", "voice"]
+    assert final.text == speech.text and not final.missing
+
+
+def test_a_first_record_waits_for_the_voice_no_longer_than_the_acoustic_wait(model):
+    speech = Speech(T0 + 300 * MS, T0 + 1300 * MS, voice_delay=320 * MS)
+    sim = make_sim(model, acoustic_wait_s=0.1).run(stream(90, talking_face(speech), speech=[speech]),
+                                                   until=t_frame(90))
+    [first] = sim.utterances("acoustic")
+    assert speech.t_end + 100 * MS <= sim.published_at("acoustic") <= speech.t_end + 140 * MS
+    assert first.missing == ["voice", "text"] and "no voice.affect 0.1 s after the end" in first.notes["voice"]
+    [final] = sim.utterances("final")
+    assert "voice" not in final.missing  # the final record has it
 
 
 def test_voice_class_probabilities_count_only_when_a_trained_voice_model_gives_them(model):
@@ -357,7 +389,7 @@ def test_slow_asr_the_utterance_goes_out_after_the_wait_with_what_came(model):
               if e[1] not in ("speech.transcript", "text.affect")]
     sim = make_sim(model, utterance_wait_s=2.0).run(events, until=t_frame(120))
     [utt] = sim.utterances()
-    at = next(at for at, tp, _ in sim.out if tp == "affect.utterance")
+    at = sim.published_at()
     assert speech.t_end + 2 * NS <= at <= speech.t_end + 2 * NS + 20 * MS
     assert utt.missing == ["text"] and "no transcript 2.0 s after the end: ASR failed or slow" == utt.notes["text"]
 
@@ -371,8 +403,7 @@ def test_system_health_names_a_node_that_is_down(model):
     sim = make_sim(model).run(events, until=t_frame(60))
     [utt] = sim.utterances()
     assert utt.notes["text"] == "text node down (backoff)"
-    at = next(at for at, tp, _ in sim.out if tp == "affect.utterance")
-    assert at < speech.t_end + 400 * MS  # not waited for: the node is known to be down
+    assert sim.published_at() < speech.t_end + 400 * MS  # not waited for: the node is known to be down
 
 
 def test_the_steady_label_changes_only_after_the_new_class_has_led_for_the_hold():
@@ -458,7 +489,7 @@ def test_what_the_config_leaves_out_is_named_and_not_waited_for(model):
     sim = make_sim(model, absence).run(events, until=T0 + 3 * NS)
     [utt] = sim.utterances()
     assert sim.frames() == [] and utt.missing == ["face", "text"]
-    assert next(at for at, tp, _ in sim.out if tp == "affect.utterance") == speech.t_end + 320 * MS
+    assert sim.published_at() == speech.t_end + 320 * MS
 
 
 def test_a_source_without_class_probabilities_never_moves_the_fused_classes(model):
@@ -483,6 +514,15 @@ def assert_frame_rate(frames: list[AffectFrame], fps: float = 30.0) -> None:
     assert indices == sorted(indices) and len(set(indices)) == len(indices)
 
 
+def finals(sub: Subscriber, count: int, timeout: float) -> list[AffectUtterance]:
+    """The next ``count`` final utterance records (each within ``timeout`` s); fewer when one does not come."""
+    out: list[AffectUtterance] = []
+    while len(out) < count and (got := sub.recv(timeout=timeout)) is not None:
+        if got.msg.stage == "final":
+            out.append(got.msg)
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_pipeline_on_the_sample_clip_gives_frames_at_frame_rate_and_one_utterance_per_sentence(start_pipeline):
@@ -500,11 +540,11 @@ def test_pipeline_on_the_sample_clip_gives_frames_at_frame_rate_and_one_utteranc
             return  # tone bursts, not sentences: the count of utterances would mean nothing
         # every sentence of the clip and the first again (one loop); the first that comes may have begun
         # before the VAD was listening (the sources start with the nodes): left out
-        got = [spoken.recv(timeout=20.0) for _ in range(len(SENTENCES) + 2)]
+        got = finals(spoken, len(SENTENCES) + 2, timeout=20.0)
     finally:
         spoken.close()
-    assert all(g is not None for g in got), pipeline.output()[-3000:]
-    utterances = [g.msg for g in got[1:]]
+    assert len(got) == len(SENTENCES) + 2, pipeline.output()[-3000:]
+    utterances = got[1:]
     for utt in utterances:  # every one names its modalities, and says why one is missing
         assert [x.modality for x in utt.inputs] == ["face", "voice", "text"] and utt.valid
         assert "voice" not in utt.missing and set(utt.missing) == set(utt.notes)

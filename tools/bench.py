@@ -24,8 +24,9 @@ Input: the muxed clip of tools/bench_speech.py (the real one-face carphone foota
      bus            every message: arrival at this subscriber - t_publish (proxy + TCP hop)
    Event latencies (speech.*, voice, text, affect.utterance) count utterances that end in the window;
    collection goes on up to TAIL_S after it for their results.
-   End to end: capture -> affect.frame arrival here; end of speech (``t_speech_end``) ->
-   affect.utterance arrival here. Drops: video frames captured in the window (distinct
+   End to end: capture -> affect.frame arrival here; the VAD's end (speech.vad ``t_end``, hangover
+   included) and the end of speech (``t_speech_end``, the last voiced audio) -> the utterance's first
+   affect.utterance (stage acoustic) and its final one, arrival here. Drops: video frames captured in the window (distinct
    ``frame_index``) against affect.frame and face.tracks frames; frames the source skipped
    (``frame_index`` gaps of video.frame); ``seq`` gaps per (source, topic) over the whole run.
 
@@ -105,6 +106,7 @@ class Record:
     key: int | None = None  # frame_index, chunk_index or utterance_id
     final: bool = False  # speech.vad end, final transcript or piece
     t_end: int = 0  # capture time the latency counts from, where it is not t_capture
+    t_decided: int = 0  # speech.vad end: the VAD's end (hangover included), where t_end is the speech's
 
 
 def record_of(topic: str, msg: Any, t_receive: int) -> Record:
@@ -114,11 +116,13 @@ def record_of(topic: str, msg: Any, t_receive: int) -> Record:
         rec.t_end = msg.t_capture + round(msg.samples.size * 1e9 / msg.sample_rate)
         rec.final = bool(getattr(msg, "final", False))
     elif topic == "speech.vad":
-        rec.final, rec.t_end = msg.kind == "end", msg.t_speech_end
+        rec.final, rec.t_end, rec.t_decided = msg.kind == "end", msg.t_speech_end, msg.t_end
     elif topic in ("speech.transcript", "text.affect"):
         rec.final, rec.t_end = msg.final, msg.t_end
-    elif topic in ("voice.affect", "affect.utterance"):
+    elif topic == "voice.affect":
         rec.final, rec.t_end = True, msg.t_end
+    elif topic == "affect.utterance":  # final: the record with the words; the first one is stage acoustic
+        rec.final, rec.t_end = msg.stage == "final", msg.t_end
     return rec
 
 
@@ -204,13 +208,23 @@ def node_rates(seen: Seen, window: tuple[int, int], seconds: float) -> dict[str,
 
 
 def end_to_end(seen: Seen, window: tuple[int, int]) -> dict[str, Any]:
+    """Frames from capture; utterances from the VAD's end and from the end of speech (the last voiced audio,
+    ``vad.hangover_s`` earlier), to their first record (acoustic, or final where none came first) and final."""
     frames = in_window(seen.records["affect.frame"], window)
     ends = {r.key: r for r in seen.ended(window)}
-    utterances = [r for r in seen.records["affect.utterance"] if r.key in ends]
+    first: dict[int, Record] = {}
+    for r in seen.records["affect.utterance"]:
+        if r.key in ends:
+            first.setdefault(r.key, r)
+    final = [r for r in seen.records["affect.utterance"] if r.key in ends and r.final]
     return {"capture_to_affect_frame_ms": summary([(r.t_receive - r.t_capture) / MS for r in frames], 1),
-            "speech_end_to_affect_utterance_ms": summary([(r.t_receive - ends[r.key].t_end) / MS
-                                                          for r in utterances], 1),
-            "utterances_ended": len(ends), "affect_utterances": len(utterances)}
+            "vad_end_to_first_utterance_ms": summary([(r.t_receive - ends[r.key].t_decided) / MS
+                                                      for r in first.values()], 1),
+            "speech_end_to_first_utterance_ms": summary([(r.t_receive - ends[r.key].t_end) / MS
+                                                         for r in first.values()], 1),
+            "speech_end_to_affect_utterance_ms": summary([(r.t_receive - ends[r.key].t_end) / MS for r in final], 1),
+            "utterances_ended": len(ends), "affect_utterances": len(final),
+            "acoustic_first": sum(r.key in first and not r.final for r in first.values())}
 
 
 def drops(seen: Seen, window: tuple[int, int]) -> dict[str, Any]:
@@ -466,9 +480,14 @@ def node_table(pipe: dict[str, Any]) -> str:
 def flow_table(pipe: dict[str, Any]) -> str:
     e2e, d = pipe["end_to_end"], pipe["drops"]
     frame, utt = e2e["capture_to_affect_frame_ms"], e2e["speech_end_to_affect_utterance_ms"]
+    vad1, first = e2e["vad_end_to_first_utterance_ms"], e2e["speech_end_to_first_utterance_ms"]
     rows = [["capture -> `affect.frame` at a subscriber (ms)", f"p50 {cell(frame['p50'])}, p99 {cell(frame['p99'])}"
              f" (n={frame['n']})"],
-            ["end of speech -> `affect.utterance` at a subscriber (ms)",
+            ["VAD's end -> first `affect.utterance` (stage acoustic) at a subscriber (ms)",
+             f"p50 {cell(vad1['p50'])}, p99 {cell(vad1['p99'])} (n={vad1['n']}, {e2e['acoustic_first']} acoustic)"],
+            ["end of speech (last voiced audio) -> first `affect.utterance` (ms)",
+             f"p50 {cell(first['p50'])}, p99 {cell(first['p99'])} (n={first['n']})"],
+            ["end of speech -> final `affect.utterance` (with the words) (ms)",
              f"p50 {cell(utt['p50'])}, p99 {cell(utt['p99'])} (n={utt['n']} of {e2e['utterances_ended']} ended)"],
             ["video frames captured in the window", d["video_frames"]],
             ["... without `affect.frame`", d["affect_frame_missing"]],

@@ -206,9 +206,10 @@ class AsrConfig:
 class VoiceConfig:
     model: str = text("", "a voice-emotion ONNX trained by tools/train_voice.py (with its .json sidecar); "
                           "empty = prosody and rule-based arousal only")
-    wait_transcript_s: float = number(1.0, 0.0, 10.0,
+    wait_transcript_s: float = number(0.0, 0.0, 10.0,
                                       "how long to wait for the final transcript (its word times give the "
-                                      "speaking rate) before using the energy-peak rate instead")
+                                      "speaking rate) before using the energy-peak rate instead; 0 = never wait: "
+                                      "voice.affect goes out at the utterance's end, for its first record")
     engine: str = engine_choice("voice model")
     threads: int = number(1, 1, 16, "ONNX Runtime threads for the voice model")
     profile: str = text("", "a fetched model profile for voice emotion classes (`moodwire models` lists them; "
@@ -241,8 +242,10 @@ class FusionConfig:
     speech_hold_s: float = number(6.0, 0.0, 60.0, "voice/text of the last utterance are used at frame rate "
                                                   "for this long after it ends")
     speech_decay_s: float = number(3.0, 0.1, 60.0, "their confidence decays with this time constant meanwhile")
-    utterance_wait_s: float = number(4.0, 0.0, 60.0, "after an utterance ends, how long affect.utterance waits "
-                                                     "for its final transcript, voice and text affect")
+    acoustic_wait_s: float = number(0.1, 0.0, 5.0, "after an utterance ends, how long its first affect.utterance "
+                                                   "(stage acoustic) waits for voice.affect before going without it")
+    utterance_wait_s: float = number(4.0, 0.0, 60.0, "after an utterance ends, how long the final affect.utterance "
+                                                     "waits for its transcript, voice and text affect")
     speaker_min_score: float = number(0.3, 0.0, 1.0, "mouth-voice correlation a face needs to be named speaker")
     speaker_margin: float = number(0.15, 0.0, 1.0, "lead over the next face needed to name one speaker")
 

@@ -306,6 +306,8 @@ class AffectUtterance(Message):
     utterance_id: int
     t_start: int
     t_end: int
+    t_speech_end: int = 0  # the end of the last audio judged speech (speech.vad's end); 0: that event never came
+    stage: str = "final"  # "acoustic": at the VAD's end, without words; "final": with them (one per utterance)
     text: str = ""
     words: list[Word] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)

@@ -68,11 +68,19 @@ class DashboardState:
 
     # ------------------------------------------------------------ in
 
+    def _add_utterance(self, msg: AffectUtterance, t_receive: int) -> None:
+        """An utterance's final record replaces its first (acoustic) one in place."""
+        for i, (shown, _) in enumerate(self.utterances):
+            if shown.utterance_id == msg.utterance_id:
+                self.utterances[i] = (msg, t_receive)
+                return
+        self.utterances.append((msg, t_receive))
+
     def add(self, msg: Message, t_receive: int) -> None:
         if isinstance(msg, AffectFrame):
             self._add_frame(msg, t_receive)
         elif isinstance(msg, AffectUtterance):
-            self.utterances.append((msg, t_receive))
+            self._add_utterance(msg, t_receive)
             if self.hearing is not None and self.hearing.utterance_id == msg.utterance_id:
                 self.hearing = None
         elif isinstance(msg, Transcript):
@@ -203,7 +211,7 @@ def _input_view(inp: ModalityInput) -> dict[str, Any]:
 def _utterance_view(utt: AffectUtterance, now: int) -> dict[str, Any]:
     return {
         "utterance_id": str(utt.utterance_id),  # ns: beyond what a JS number holds exactly
-        "text": utt.text.strip(),
+        "text": utt.text.strip(), "stage": utt.stage,
         "label": top_label(utt.labels, utt.probs),
         "valence": _num(utt.valence), "arousal": _num(utt.arousal), "confidence": _num(utt.confidence),
         "duration_s": _num((utt.t_end - utt.t_start) / NS, 2),

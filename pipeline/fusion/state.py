@@ -166,7 +166,9 @@ class Utterance:
     utterance_id: int
     t_start: int
     t_end: int = 0
+    t_speech_end: int = 0  # from speech.vad's end: the last audio judged speech
     ended_at: int | None = None
+    acoustic_sent: bool = False  # its first record (stage "acoustic") is out
     end_reason: str = ""
     transcript: Transcript | None = None  # the final one
     voice: VoiceAffect | None = None
@@ -196,6 +198,7 @@ class SpeechState:
         utt = self._get(msg.utterance_id, msg.t_start, now)
         if utt is not None and msg.kind == "end":
             utt.end(msg.t_end, now, msg.reason)
+            utt.t_speech_end = msg.t_speech_end
 
     def on_audio(self, msg: UtteranceAudio, now: int) -> None:
         utt = self._get(msg.utterance_id, msg.t_start, now)

@@ -20,11 +20,14 @@ No video at all (``sources.video = none``): there are no frames to be "per", so 
 or its host unreachable (``system.health``): frames with ``frame_index`` -1 go out at most once a
 frame period, stamped with the time they are made, the face missing and why (``_no_video_frame``).
 
-Utterances. One ``affect.utterance`` per utterance, when its end is known (speech.vad end, or the
-final audio piece, transcript or voice.affect) and its final transcript, voice.affect and
+Utterances. Two ``affect.utterance`` records per utterance, for the same ``utterance_id``. Stage
+``acoustic``: once its end is known (speech.vad end, or the final audio piece, transcript or
+voice.affect) and its voice.affect has come, or ``fusion.acoustic_wait_s`` after the end; face,
+voice and speaker, no words. Stage ``final``: when its final transcript, voice.affect and
 text.affect have all come; or ``fusion.utterance_wait_s`` after the end with what did come, the rest
 named in ``missing`` with the reason ("ASR failed or slow", "voice node down", ...). What the
-config leaves out (no microphone, a node disabled) is not waited for.
+config leaves out (no microphone, a node disabled) is not waited for. An utterance decided before its
+first record went out (the end of the input, or lossless fusion's watermark) gets only the final one.
 
 Liveness is judged from arrival times on the step's clock (injected, so tests drive time), and
 from ``system.health`` when the step receives it. Work is due both on messages and on ``idle``:
@@ -47,7 +50,7 @@ from moodwire.pipeline.core.node import Outputs
 from moodwire.pipeline.fusion.frame import FrameInputs, LabelHold, PersonFilters, Slot, Smoother, build_frame
 from moodwire.pipeline.fusion.model import Estimate, FusionModel
 from moodwire.pipeline.fusion.state import FaceState, Liveness, SpeechState, Utterance
-from moodwire.pipeline.fusion.utterance import Context, build_utterance
+from moodwire.pipeline.fusion.utterance import ACOUSTIC, Context, build_utterance
 
 NS = 1_000_000_000
 NO_VIDEO_FRAME = -1  # the frame_index of an affect.frame sent while the video source is down or unreachable
@@ -95,6 +98,7 @@ class FusionStep:
         self.absence = absence or Absence({}, transcripts=True)
         self.clock = clock
         self.utterance_wait_ns = int(self.config.utterance_wait_s * NS)
+        self.acoustic_wait_ns = int(self.config.acoustic_wait_s * NS)
         self.faces, self.speech, self.live = FaceState(), SpeechState(), Liveness()
         self.filters = PersonFilters(Smoother(self.config.smoothing_tau_s), LabelHold(self.config.label_hold_s))
         self.pending: dict[int, _Pending] = {}  # by capture time, oldest first
@@ -119,6 +123,7 @@ class FusionStep:
     def idle(self, now: int) -> Outputs:
         out = [self._publish_frame(p.frame_index, p.t_capture, now) for p in self._expired(now)]
         out.extend(self._no_video_frame(now))
+        out.extend(("affect.utterance", self._acoustic(u, now)) for u in self._acoustic_ready(now))
         out.extend(("affect.utterance", self._utterance(u, now)) for u in self._ready(now))
         self.speech.prune(now)
         return out
@@ -288,13 +293,29 @@ class FusionStep:
         words = utt.transcript is not None or not self.absence.transcripts or bool(self.live.node_down("asr", now))
         return voice and text and words
 
+    def _acoustic_ready(self, now: int) -> list[Utterance]:
+        """Ended utterances without their first record whose voice estimate is in, is not coming (absent, node
+        down), or has been waited for ``fusion.acoustic_wait_s``."""
+        def voice_done(u: Utterance) -> bool:
+            return (u.voice is not None or "voice" in self.absence.reasons or bool(self.live.node_down("voice", now))
+                    or now - u.ended_at >= self.acoustic_wait_ns)
+
+        return sorted((u for u in self.speech.open.values() if u.ended_at is not None and not u.acoustic_sent
+                       and voice_done(u)), key=lambda u: u.utterance_id)
+
+    def _acoustic(self, utt: Utterance, now: int) -> AffectUtterance:
+        utt.acoustic_sent = True
+        return build_utterance(utt, self.faces, self.model, self._context(utt, now), ACOUSTIC)
+
     def _utterance(self, utt: Utterance, now: int) -> AffectUtterance:
-        ctx = Context(self.absence.reasons, lambda name: self.live.node_down(name, now),
-                      (now - (utt.ended_at or now)) / NS, self.frame_period_ns,
-                      self.config.speaker_min_score, self.config.speaker_margin)
-        msg = build_utterance(utt, self.faces, self.model, ctx)
+        msg = build_utterance(utt, self.faces, self.model, self._context(utt, now))
         self.speech.finish(utt, msg.speaker_track_id)
         return msg
+
+    def _context(self, utt: Utterance, now: int) -> Context:
+        return Context(self.absence.reasons, lambda name: self.live.node_down(name, now),
+                       (now - (utt.ended_at or now)) / NS, self.frame_period_ns,
+                       self.config.speaker_min_score, self.config.speaker_margin)
 
 
 def build_fusion_step(config: Config | None = None) -> FusionStep:

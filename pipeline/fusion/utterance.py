@@ -12,6 +12,11 @@ span is used (most uses have one person in front of the camera; the reason says 
 was not confirmed); with several faces and no attributed speaker, no face is used, since
 pooling a listener's face into the speaker's utterance would misreport both.
 
+Two records. At the VAD's end, as soon as the voice estimate is in (or ``fusion.acoustic_wait_s`` has
+passed), a record of stage ``acoustic``: face, voice and speaker, no words. Once the transcript and the
+text estimate are in (or ``fusion.utterance_wait_s``), the ``final`` one with everything, for the same
+``utterance_id``.
+
 ``t_capture`` is the utterance's ``t_end``, so ``t_publish - t_capture`` is the delay after the
 end of speech. A modality with nothing to give is named in ``missing``, with the reason in
 ``notes`` and in its ``ModalityInput.reason``.
@@ -31,6 +36,8 @@ from moodwire.pipeline.fusion.speaker import attribute_speaker
 from moodwire.pipeline.fusion.state import FaceSample, FaceState, Utterance, text_estimate, voice_estimate
 
 NS = 1_000_000_000
+ACOUSTIC, FINAL = "acoustic", "final"  # AffectUtterance.stage
+WORDS_LATER = "the words come with the final record (stage final)"  # text's reason in an acoustic record
 MOUTH_MARGIN_S = 0.5  # mouth history handed to the speaker attribution beyond each end of the span
 
 
@@ -54,18 +61,22 @@ class Context:
     margin: float
 
 
-def build_utterance(utt: Utterance, faces: FaceState, model: FusionModel, ctx: Context) -> AffectUtterance:
+def build_utterance(utt: Utterance, faces: FaceState, model: FusionModel, ctx: Context,
+                    stage: str = FINAL) -> AffectUtterance:
+    """The utterance's record: ``FINAL`` with everything that came, or ``ACOUSTIC`` (at the VAD's end) from the
+    face, the voice and the speaker alone, the words left to the final record."""
     speaker = attribute(utt, faces, ctx)
-    slots: dict[str, Slot] = {"face": face_slot(utt, faces, speaker, ctx),
-                              "voice": voice_slot(utt, ctx), "text": text_slot(utt, ctx)}
+    slots: dict[str, Slot] = {"face": face_slot(utt, faces, speaker, ctx), "voice": voice_slot(utt, ctx),
+                              "text": text_slot(utt, ctx) if stage == FINAL else WORDS_LATER}
     result = model.fuse(FusionBatch([tuple(s if isinstance(s, Estimate) else None
                                            for s in (slots[m] for m in model.modalities))]))
     inputs = [modality_input(m, slots[m], float(result.weights[0, j]), utt.t_end)
               for j, m in enumerate(model.modalities)]
     missing = [x.modality for x in inputs if not x.present]
-    text, words = _words(utt)
+    text, words = _words(utt) if stage == FINAL else ("", [])
     return AffectUtterance(
-        utterance_id=utt.utterance_id, t_start=utt.t_start, t_end=utt.t_end, t_capture=utt.t_end,
+        utterance_id=utt.utterance_id, t_start=utt.t_start, t_end=utt.t_end, t_speech_end=utt.t_speech_end,
+        stage=stage, t_capture=utt.t_end,
         valid=len(missing) < len(inputs), text=text, words=words, labels=list(model.labels),
         probs=[float(p) for p in result.probs[0]], valence=float(result.va[0, 0]), arousal=float(result.va[0, 1]),
         confidence=float(result.confidence[0]), inputs=inputs, missing=missing,

@@ -162,9 +162,12 @@ class Collector:
         self.data.add_frames(rows or [{**base, "track_id": np.nan, **fused_columns(persons.get(None))}])
 
     def _on_utterance(self, msg: AffectUtterance) -> None:
+        if msg.stage != "final":
+            return  # the first record of an utterance, without words: the table has the final one
         n = len(self.data.utterances)
         self.data.utterances.append({
-            "utterance_id": n, "t_start": msg.t_start, "t_end": msg.t_end, "text": msg.text,
+            "utterance_id": n, "t_start": msg.t_start, "t_end": msg.t_end, "t_speech_end": msg.t_speech_end,
+            "text": msg.text,
             "speaker_track_id": msg.speaker_track_id, **modality_columns(msg.inputs),
             "label": top_label(msg.labels, msg.probs), "valence": msg.valence, "arousal": msg.arousal,
             "confidence": msg.confidence, "missing": ";".join(msg.missing)})
@@ -178,7 +181,7 @@ def seconds(t_ns: int, t0_ns: int) -> float:
 
 
 FRAME_FIRST = ["frame_index", "time_s", "track_id"]
-UTTERANCE_FIRST = ["utterance_id", "start_s", "end_s", "text", "speaker_track_id"]
+UTTERANCE_FIRST = ["utterance_id", "start_s", "end_s", "speech_end_s", "text", "speaker_track_id"]
 WORD_COLUMNS = ["utterance_id", "word", "start_s", "end_s", "probability"]
 
 
@@ -201,8 +204,9 @@ def tables(data: Collected, t0_ns: int) -> dict[str, Any]:
     frames = pd.concat(data.frame_chunks, ignore_index=True) if data.frame_chunks else pd.DataFrame()
     if len(frames):
         frames = frames.assign(time_s=[seconds(t, t0_ns) for t in frames.pop("t")])
-    utterances = [{**{k: v for k, v in r.items() if k not in ("t_start", "t_end")},
-                   "start_s": seconds(r["t_start"], t0_ns), "end_s": seconds(r["t_end"], t0_ns)}
+    utterances = [{**{k: v for k, v in r.items() if k not in ("t_start", "t_end", "t_speech_end")},
+                   "start_s": seconds(r["t_start"], t0_ns), "end_s": seconds(r["t_end"], t0_ns),
+                   "speech_end_s": seconds(r["t_speech_end"], t0_ns) if r["t_speech_end"] else np.nan}
                   for r in data.utterances]
     words = [{"utterance_id": r["utterance_id"], "word": r["word"], "start_s": seconds(r["t_start"], t0_ns),
               "end_s": seconds(r["t_end"], t0_ns), "probability": r["probability"]} for r in data.words]

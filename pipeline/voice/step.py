@@ -1,8 +1,10 @@
 """The voice node's logic: speech.audio (+ speech.transcript) in, one voice.affect per utterance out.
 
-An utterance's audio comes in contiguous pieces; the piece with ``final`` closes it. The step then
-waits up to ``voice.wait_transcript_s`` for the utterance's final transcript, whose word timings
-give the speaking rate ("asr-words"); when none comes in time (no ASR node, a slow or failed
+An utterance's audio comes in contiguous pieces; the piece with ``final`` closes it. By default
+(``voice.wait_transcript_s`` = 0) the step publishes at once, so fusion's first record of the utterance
+has the voice at the end of speech, and the rate comes from syllable nuclei. With a wait it waits up to
+that long for the utterance's final transcript, whose word timings give the speaking rate
+("asr-words"); when none comes in time (no ASR node, a slow or failed
 decode, no words) or the ASR is unsure of its words (another language than its model's, noise:
 prosody.MIN_WORD_PROBABILITY), the rate comes from syllable nuclei of the energy envelope ("energy-peaks").
 A final transcript that arrives before the audio's final piece is kept until the audio closes.

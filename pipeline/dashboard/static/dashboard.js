@@ -170,7 +170,8 @@ function drawTranscript(view) {
   const list = document.getElementById("transcript");
   list.replaceChildren();
   for (const utt of view.utterances) {
-    const item = el("li", { class: "utterance", "data-utterance-id": utt.utterance_id, "data-label": utt.label,
+    const item = el("li", { class: "utterance", "data-utterance-id": utt.utterance_id, "data-stage": utt.stage,
+      "data-label": utt.label,
       "data-valence": String(utt.valence), "data-arousal": String(utt.arousal) });
     const who = utt.speaker_track_id === null ? "?" : "#" + utt.speaker_track_id;
     const meta = el("div", { class: "utt-meta" });
@@ -179,7 +180,8 @@ function drawTranscript(view) {
         ` · from ${utt.modalities.join("+") || "nothing"}` +
         (utt.missing.length ? ` · missing ${utt.missing.map((m) => `${m} (${utt.notes[m] || "?"})`).join(", ")}` : "") +
         ` · ${utt.age_s.toFixed(0)} s ago`));
-    item.append(el("div", { class: "text" }, utt.text || "(no words)"), meta);
+    const none = utt.stage === "acoustic" ? "(the words are coming)" : "(no words)";  // the final record replaces it
+    item.append(el("div", { class: "text" }, utt.text || none), meta);
     list.append(item);
   }
 }
