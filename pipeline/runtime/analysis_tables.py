@@ -66,13 +66,44 @@ def modality_columns(inputs: list[ModalityInput]) -> dict[str, Any]:
     return row
 
 
-FRAME_CHUNK = 256  # frame rows kept as dicts before they become one compact data frame (an hour is 108,000)
+FRAME_CHUNK = 256  # frame rows kept as dicts before they become one compact chunk (an hour is 108,000)
+ABSENT = object()  # a column a row of a chunk does not have (a frame without a face has no face columns)
+
+
+@dataclass(frozen=True)
+class FrameChunk:
+    """``FRAME_CHUNK`` frame rows by column: a numeric column as one numpy array (8 bytes a value, where dicts
+    of Python floats take about 100), any other as an object array. numpy only: pandas (about 80 MB) is not
+    imported while the nodes run, so the analysis's peak memory is theirs, not theirs plus the tables'."""
+
+    columns: tuple[str, ...]
+    values: tuple[np.ndarray, ...]
+
+    @classmethod
+    def of(cls, rows: list[dict]) -> "FrameChunk":
+        columns = tuple(dict.fromkeys(k for row in rows for k in row))  # in order of appearance, as pandas does
+        return cls(columns, tuple(_column([row.get(c, ABSENT) for row in rows]) for c in columns))
+
+    def rows(self) -> list[dict]:
+        """The rows as they were given (numbers as numpy scalars, which pandas reads alike)."""
+        n = len(self.values[0]) if self.values else 0
+        return [{c: v[i] for c, v in zip(self.columns, self.values) if v[i] is not ABSENT} for i in range(n)]
+
+
+def _column(values: list) -> np.ndarray:
+    numeric = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                  for v in values)
+    if numeric and len({type(v) in (int, np.int64) for v in values}) == 1:  # all ints or all floats
+        return np.asarray(values)
+    column = np.empty(len(values), dtype=object)
+    column[:] = values
+    return column
 
 
 @dataclass
 class Collected:
-    """Rows with capture times in ns (``t``), in the order fusion published them. Frame rows are turned into
-    pandas data frames every ``FRAME_CHUNK`` rows: as dicts an hour's would take gigabytes."""
+    """Rows with capture times in ns (``t``), in the order fusion published them. Frame rows are packed into a
+    ``FrameChunk`` every ``FRAME_CHUNK`` rows: as dicts an hour's would take gigabytes."""
 
     frame_chunks: list = field(default_factory=list)
     frame_rows: list[dict] = field(default_factory=list)
@@ -89,10 +120,8 @@ class Collected:
             self.flush_frames()
 
     def flush_frames(self) -> None:
-        import pandas as pd
-
         if self.frame_rows:
-            self.frame_chunks.append(pd.DataFrame(self.frame_rows))
+            self.frame_chunks.append(FrameChunk.of(self.frame_rows))
             self.frame_rows = []
 
 
@@ -201,7 +230,8 @@ def tables(data: Collected, t0_ns: int) -> dict[str, Any]:
     """pandas data frames ``frames``, ``utterances`` and ``words``, times in seconds of the file."""
     import pandas as pd
 
-    frames = pd.concat(data.frame_chunks, ignore_index=True) if data.frame_chunks else pd.DataFrame()
+    chunks = [pd.DataFrame(chunk.rows()) for chunk in data.frame_chunks]  # one chunk's dicts at a time
+    frames = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
     if len(frames):
         frames = frames.assign(time_s=[seconds(t, t0_ns) for t in frames.pop("t")])
     utterances = [{**{k: v for k, v in r.items() if k not in ("t_start", "t_end", "t_speech_end")},
