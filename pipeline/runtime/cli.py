@@ -86,9 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--json", action="store_true", help="one JSON object per line")
     listen.add_argument("--count", type=int, help="exit after N messages")
     listen.add_argument("--duration", type=positive_seconds, help="exit after S seconds")
-    _endpoint_arg(listen)
-    add_key_options(listen)
-    _stream_arg(listen)
+    _subscriber_args(listen)
     listen.set_defaults(func=cmd_listen)
 
     rec = sub.add_parser("record", help="record topics to a file")
@@ -96,9 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--topics", nargs="*", default=[""], help="topic prefixes (default: all)")
     rec.add_argument("--duration", type=positive_seconds)
     rec.add_argument("--count", type=int)
-    _endpoint_arg(rec)
-    add_key_options(rec)
-    _stream_arg(rec)
+    _subscriber_args(rec)
     rec.set_defaults(func=cmd_record)
 
     rep = sub.add_parser("replay", help="publish a recording with its original timing")
@@ -136,15 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a config key, e.g. --set fusion.params=my.json (repeatable)")
     export.set_defaults(func=cmd_export)
 
+    lsl = sub.add_parser("lsl", help="the affect stream as Lab Streaming Layer outlets (docs/lsl.md)")
+    lsl.add_argument("--slots", type=int, default=4, help="face slots in moodwire-affect (default %(default)s)")
+    lsl.add_argument("--rate", type=float, default=30.0, help="moodwire-affect's nominal rate: the video's fps "
+                                                             "(default %(default)s)")
+    lsl.add_argument("--duration", type=positive_seconds, help="stop after S seconds")
+    _subscriber_args(lsl)
+    lsl.set_defaults(func=cmd_lsl)
+
     view = sub.add_parser("view", help="draw the live stream over its video, in a window or to --out")
     view.add_argument("--out", default="", help="write instead of a window: a .mp4/.avi video, a .png "
                                                "snapshot (the latest), or a folder of numbered PNG snapshots")
     view.add_argument("--frames", type=int, help="stop after N drawn frames")
     view.add_argument("--duration", type=positive_seconds, help="stop after S seconds")
     view.add_argument("--every", type=int, default=1, help="PNG folder: keep every N-th frame")
-    _endpoint_arg(view)
-    add_key_options(view)
-    _stream_arg(view)
+    _subscriber_args(view)
     view.set_defaults(func=cmd_view)
 
     _dashboard_parser(sub)
@@ -155,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--client", default="client", help="name of the client keypair to make (default %(default)s)")
     keys.set_defaults(func=cmd_keys)
     return parser
+
+
+def _subscriber_args(parser: argparse.ArgumentParser) -> None:
+    """What every command that subscribes to a running pipeline takes: its endpoint, CURVE keys, a stream."""
+    _endpoint_arg(parser)
+    add_key_options(parser)
+    _stream_arg(parser)
 
 
 def _stream_arg(parser: argparse.ArgumentParser) -> None:
@@ -418,6 +427,32 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ lsl
+
+
+def cmd_lsl(args: argparse.Namespace) -> int:
+    import importlib.util
+    import threading
+
+    if importlib.util.find_spec("pylsl") is None:
+        raise ConfigError("moodwire lsl needs pylsl: pip install 'moodwire[lsl]'")
+    if not 1 <= args.slots <= 64 or not 0 < args.rate <= 1000:
+        raise ConfigError("--slots must be 1 to 64 and --rate above 0 (the video's frames per second)")
+    from moodwire.pipeline.lsl.mapping import AFFECT_STREAM, MARKER_STREAM
+    from moodwire.pipeline.lsl.outlet import run_outlets
+
+    stop = stop_on_signals()
+    if args.duration is not None:
+        timer = threading.Timer(args.duration, stop.set)
+        timer.daemon = True
+        timer.start()
+    print(f"moodwire lsl: {AFFECT_STREAM} and {MARKER_STREAM} from {args.endpoint}", file=sys.stderr, flush=True)
+    mapper = run_outlets(args.endpoint, face_slots=args.slots, rate_hz=args.rate, stream=args.stream,
+                         curve=curve_from_args(args), stop=stop)
+    print(f"moodwire lsl: stopped; {mapper.skipped} message(s) skipped", file=sys.stderr)
+    return 0
+
+
 # ------------------------------------------------------------------ view
 
 
@@ -450,9 +485,7 @@ def _dashboard_parser(sub: argparse._SubParsersAction) -> None:
                       help="serve on a non-loopback --host, with a random access token in the printed URL "
                            "(plain HTTP: prefer an SSH tunnel; docs/dashboard.md)")
     dash.add_argument("--duration", type=positive_seconds, help="stop after S seconds")
-    _endpoint_arg(dash)
-    add_key_options(dash)
-    _stream_arg(dash)
+    _subscriber_args(dash)
     dash.set_defaults(func=cmd_dashboard)
 
 

@@ -1,0 +1,1 @@
+"""Lab Streaming Layer outlets for moodwire's affect stream (docs/lsl.md)."""
