@@ -79,12 +79,15 @@ def inlet(name: str):
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_a_running_pipeline_reaches_real_lsl_inlets_stamped_at_capture(start_pipeline):
-    pipeline = start_pipeline("--config", "configs/sample.toml")
+@pytest.mark.parametrize("started_as", ["command", "node"])
+def test_a_running_pipeline_reaches_real_lsl_inlets_stamped_at_capture(start_pipeline, started_as):
+    """``moodwire lsl`` beside the pipeline, or the lsl node the config enables in it."""
+    as_node = ("--set", "lsl.enabled=true", "--set", "lsl.slots=2") if started_as == "node" else ()
+    pipeline = start_pipeline("--config", "configs/sample.toml", *as_node)
     pipeline.wait_healthy(timeout=150)
     sub = Subscriber(pipeline.endpoint, ["affect.frame", "affect.utterance"], queue_everything=True)
     outlet = subprocess.Popen([*MOODWIRE, "lsl", "--endpoint", pipeline.endpoint, "--slots", "2"],
-                              env=pipeline.env, stderr=subprocess.PIPE, text=True)
+                              env=pipeline.env, stderr=subprocess.PIPE, text=True) if not as_node else None
     try:
         affect, markers = inlet("moodwire-affect"), inlet("moodwire-utterances")
         opened = now_ns() + 2 * NS  # records published from then on must all reach the marker inlet
@@ -112,8 +115,9 @@ def test_a_running_pipeline_reaches_real_lsl_inlets_stamped_at_capture(start_pip
         texts += [json.loads(m[0]) for m in markers.pull_chunk(timeout=1.0)[0]]
         correction = affect.time_correction(timeout=5)  # while the outlet is there to answer
     finally:
-        outlet.terminate()
-        outlet.wait(timeout=30)
+        if outlet is not None:
+            outlet.terminate()
+            outlet.wait(timeout=30)
         sub.close()
     assert abs(correction) < 1e-3  # one machine: one clock
     matched = [(s, t) for s, t in zip(samples, stamps) if int(s[0]) in frames]
@@ -129,3 +133,15 @@ def test_a_running_pipeline_reaches_real_lsl_inlets_stamped_at_capture(start_pip
 def test_lsl_refuses_what_it_cannot_use():
     done = subprocess.run([*MOODWIRE, "lsl", "--slots", "0"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--slots must be 1 to 64" in done.stderr
+
+
+def test_the_lsl_node_runs_live_on_the_bus_host_and_nothing_waits_for_it():
+    from moodwire.pipeline.core.config import load_config
+    from moodwire.pipeline.runtime.process_table import enabled_nodes, flow_plan
+
+    on = load_config(None, ["lsl.enabled=true"])
+    assert "lsl" in {n.name for n in enabled_nodes(on)}
+    assert "lsl" not in flow_plan("video_source", on).downstream  # a sink: no source waits for it
+    for off in (["lsl.enabled=true", "sources.pace=lossless"], ["lsl.enabled=true", "bus.join=tcp://host:5560",
+                                                                 "manager.nodes=video_source"]):
+        assert "lsl" not in {n.name for n in enabled_nodes(load_config(None, off))}

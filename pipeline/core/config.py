@@ -251,6 +251,15 @@ class FusionConfig:
 
 
 @dataclass
+class LslConfig:
+    """The optional Lab Streaming Layer outlets (docs/lsl.md), run as a node on the bus host."""
+
+    enabled: bool = field(default=False, metadata={"doc": "run the lsl node on the bus host: moodwire-affect and "
+                                                          "moodwire-utterances (needs pip install 'moodwire[lsl]')"})
+    slots: int = number(4, 1, 64, "face slots in moodwire-affect (its nominal rate is sources.fps)")
+
+
+@dataclass
 class Config:
     bus: BusConfig = field(default_factory=BusConfig)
     sources: SourcesConfig = field(default_factory=SourcesConfig)
@@ -263,6 +272,7 @@ class Config:
     voice: VoiceConfig = field(default_factory=VoiceConfig)
     text: TextConfig = field(default_factory=TextConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    lsl: LslConfig = field(default_factory=LslConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -219,8 +219,8 @@ class Manager:
     def _drained(self, now: float, sources_done_at: float, taken: Callable[[], bool]) -> bool:
         """Every node has ended (and ``taken``); or, in real time, ``drain_s`` has passed; in lossless mode
         nothing has made progress for ``drain_s`` (a node or the consumer is stuck: the run fails)."""
-        waiting = [p.spec.name for p in self.nodes.values()
-                   if not p.spec.is_source and p.spec.name != "bus" and p.spec.name not in self.ended]
+        waiting = [p.spec.name for p in self.nodes.values()  # the bus and a sink (lsl) hold nothing back
+                   if not p.spec.is_source and p.spec.outputs and p.spec.name not in self.ended]
         if not waiting and taken():
             return True
         waiting = waiting or ["the tables' reader"]
@@ -282,8 +282,8 @@ class Manager:
             stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
             start_new_session=True,
         )
-        # the bus speaks no flow messages; any other node is "starting" until it says it is ready (or reports)
-        proc.state = "running" if proc.spec.name == "bus" else "starting"
+        # the bus and a sink speak no flow messages; any other node is "starting" until it says it is ready
+        proc.state = "running" if not proc.spec.outputs else "starting"
         proc.started_at, proc.reported_at = time.monotonic(), 0.0
         threading.Thread(target=self._pump_stderr, args=(proc, proc.popen.stderr), daemon=True).start()
 

@@ -16,7 +16,7 @@ import sys
 from moodwire.engines.profiles import check_selected
 from moodwire.engines.registry import ModelError
 from moodwire.exporters.slots import export_named, is_exported
-from moodwire.pipeline.core.config import Config, from_dict
+from moodwire.pipeline.core.config import Config, ConfigError, from_dict
 from moodwire.pipeline.core.progress import Progress
 from moodwire.pipeline.runtime.process_table import enabled_nodes
 
@@ -40,6 +40,7 @@ def prepare(config: Config) -> list[str]:
     """Export what is missing (in a child process) and return its names; ModelError if an export fails,
     or if a selected model profile is not fetched (the error gives the fetch command: nothing downloads here)."""
     check_selected(config)
+    check_lsl(config)
     missing = missing_exports(config)
     if not missing:
         return []
@@ -51,6 +52,14 @@ def prepare(config: Config) -> list[str]:
         raise ModelError(f"exporting {', '.join(missing)} failed (exit {done.returncode}; the reason is above); "
                          f"fix it, or run `moodwire export NAME` to see it again")
     return missing
+
+
+def check_lsl(config: Config) -> None:
+    """ConfigError before anything starts when the lsl node is on and pylsl is not installed."""
+    import importlib.util
+
+    if config.lsl.enabled and importlib.util.find_spec("pylsl") is None:
+        raise ConfigError("lsl.enabled = true needs pylsl: pip install 'moodwire[lsl]', or set lsl.enabled = false")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,10 @@ PROCESS_TABLE: tuple[NodeSpec, ...] = (
              ("video.frame", "face.tracks", "speech.vad", "speech.audio", "speech.transcript", "voice.affect",
               "text.affect", "system.health"), ("affect.frame", "affect.utterance"),
              lambda c: c.nodes.fusion, exports=lambda c: ("fusion",)),
+    # a sink: it publishes nothing on the bus, so nothing waits for it (flow_plan, the manager's drain); live
+    # only (a recording's tables come from moodwire analyze), on the bus host (its stamps are that clock)
+    NodeSpec("lsl", "moodwire.pipeline.nodes.lsl", ("affect.frame", "affect.utterance", "system.health"), (),
+             lambda c: c.lsl.enabled and c.sources.pace != "lossless" and not c.bus.join),
 )
 
 
@@ -104,7 +108,7 @@ def takes(spec: NodeSpec, config: Config) -> tuple[str, ...]:
 def flow_plan(name: str, config: Config) -> FlowPlan:
     """Whose watermarks node ``name`` follows, and for a source whom it waits for (pipeline/core/flow.py),
     among the nodes the config enables on any host."""
-    nodes = [spec for spec in PROCESS_TABLE if spec.enabled(config) and spec.name != "bus"]
+    nodes = [spec for spec in PROCESS_TABLE if spec.enabled(config) and spec.outputs]  # not the bus, nor a sink
     spec = get_node(name)
     upstream = tuple(n.name for n in nodes if set(n.outputs) & set(takes(spec, config)))
     direct = [n.name for n in nodes if set(spec.outputs) & set(takes(n, config))]
