@@ -33,7 +33,7 @@ class LinkWatch:
         self.connected = up
 
     def on_message(self, topic: str) -> None:
-        if any(topic.startswith(p) for p in self.prefixes):
+        if not self.received and any(topic.startswith(p) for p in self.prefixes):  # every message passes here
             self.received = True
 
     def on_refused(self, problem: str) -> None:

@@ -288,20 +288,21 @@ class FusionStep:
 
     def _complete(self, utt: Utterance, now: int) -> bool:
         gone = self.absence.reasons
-        voice = utt.voice is not None or "voice" in gone or bool(self.live.node_down("voice", now))
+        voice = self._voice_settled(utt, now)
         text = utt.text is not None or "text" in gone or bool(self.live.node_down("text", now))
         words = utt.transcript is not None or not self.absence.transcripts or bool(self.live.node_down("asr", now))
         return voice and text and words
 
-    def _acoustic_ready(self, now: int) -> list[Utterance]:
-        """Ended utterances without their first record whose voice estimate is in, is not coming (absent, node
-        down), or has been waited for ``fusion.acoustic_wait_s``."""
-        def voice_done(u: Utterance) -> bool:
-            return (u.voice is not None or "voice" in self.absence.reasons or bool(self.live.node_down("voice", now))
-                    or now - u.ended_at >= self.acoustic_wait_ns)
+    def _voice_settled(self, utt: Utterance, now: int) -> bool:
+        """Its voice estimate is in, or is not coming (voice absent from the config, or its node down)."""
+        return utt.voice is not None or "voice" in self.absence.reasons or bool(self.live.node_down("voice", now))
 
+    def _acoustic_ready(self, now: int) -> list[Utterance]:
+        """Ended utterances without their first record whose voice is settled, or has been waited for
+        ``fusion.acoustic_wait_s``."""
         return sorted((u for u in self.speech.open.values() if u.ended_at is not None and not u.acoustic_sent
-                       and voice_done(u)), key=lambda u: u.utterance_id)
+                       and (self._voice_settled(u, now) or now - u.ended_at >= self.acoustic_wait_ns)),
+                      key=lambda u: u.utterance_id)
 
     def _acoustic(self, utt: Utterance, now: int) -> AffectUtterance:
         utt.acoustic_sent = True

@@ -6,11 +6,20 @@ import threading
 from typing import Any
 
 from moodwire.pipeline.core.bus import Subscriber
+from moodwire.pipeline.core.config import ConfigError
 from moodwire.pipeline.core.keys import CurveClient
 from moodwire.pipeline.core.link_watch import LinkWatch, say_on_stderr
 from moodwire.pipeline.lsl.mapping import AFFECT_STREAM, MARKER_STREAM, LslMapper, unit
 
 TOPICS = ["affect.frame", "affect.utterance", "system.health"]
+
+
+def require_pylsl(asked_by: str, alternative: str = "") -> None:
+    """ConfigError naming what asked for the outlets and the install command, where pylsl is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("pylsl") is None:
+        raise ConfigError(f"{asked_by} needs pylsl: pip install 'moodwire[lsl]'{alternative}")
 
 
 def stream_infos(mapper: LslMapper, rate_hz: float, source_id: str) -> tuple[Any, Any]:

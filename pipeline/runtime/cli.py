@@ -431,15 +431,14 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_lsl(args: argparse.Namespace) -> int:
-    import importlib.util
     import threading
 
-    if importlib.util.find_spec("pylsl") is None:
-        raise ConfigError("moodwire lsl needs pylsl: pip install 'moodwire[lsl]'")
+    from moodwire.pipeline.lsl.mapping import AFFECT_STREAM, MARKER_STREAM
+    from moodwire.pipeline.lsl.outlet import require_pylsl, run_outlets
+
+    require_pylsl("moodwire lsl")
     if not 1 <= args.slots <= 64 or not 0 < args.rate <= 1000:
         raise ConfigError("--slots must be 1 to 64 and --rate above 0 (the video's frames per second)")
-    from moodwire.pipeline.lsl.mapping import AFFECT_STREAM, MARKER_STREAM
-    from moodwire.pipeline.lsl.outlet import run_outlets
 
     stop = stop_on_signals()
     if args.duration is not None:

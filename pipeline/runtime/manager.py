@@ -22,8 +22,8 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import IO
 
 from moodwire.pipeline.core.bus import BusEndpoints, Publisher, Received, Subscriber, this_host

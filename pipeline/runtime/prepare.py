@@ -16,7 +16,7 @@ import sys
 from moodwire.engines.profiles import check_selected
 from moodwire.engines.registry import ModelError
 from moodwire.exporters.slots import export_named, is_exported
-from moodwire.pipeline.core.config import Config, ConfigError, from_dict
+from moodwire.pipeline.core.config import Config, from_dict
 from moodwire.pipeline.core.progress import Progress
 from moodwire.pipeline.runtime.process_table import enabled_nodes
 
@@ -56,10 +56,10 @@ def prepare(config: Config) -> list[str]:
 
 def check_lsl(config: Config) -> None:
     """ConfigError before anything starts when the lsl node is on and pylsl is not installed."""
-    import importlib.util
+    if config.lsl.enabled:
+        from moodwire.pipeline.lsl.outlet import require_pylsl
 
-    if config.lsl.enabled and importlib.util.find_spec("pylsl") is None:
-        raise ConfigError("lsl.enabled = true needs pylsl: pip install 'moodwire[lsl]', or set lsl.enabled = false")
+        require_pylsl("lsl.enabled = true", ", or set lsl.enabled = false")
 
 
 def main(argv: list[str] | None = None) -> int:
