@@ -41,11 +41,22 @@ def utterance(sentence: str, pre_s: float = 0.3, post_s: float = 0.4) -> np.ndar
                            np.zeros(int(post_s * AUDIO_RATE), np.int16)])
 
 
-def pieces(audio: np.ndarray, uid: int = UID, size: int = PIECE) -> list[UtteranceAudio]:
+def pieces(audio: np.ndarray, uid: int = UID, size: int = PIECE, vad: bool = True) -> list[UtteranceAudio]:
+    """The audio in pieces as the VAD sends them; with ``vad``, each says where the speech so far ends
+    (here: after the last sample louder than SPEECH_LEVEL)."""
     offsets = list(range(0, audio.size, size))
     return [UtteranceAudio(utterance_id=uid, t_start=uid, offset=o, sample_rate=AUDIO_RATE,
                            samples=audio[o:o + size], final=o == offsets[-1],
+                           speech_end=speech_end(audio[:o + size]) if vad else -1,
                            t_capture=uid + o * 1_000_000_000 // AUDIO_RATE) for o in offsets]
+
+
+SPEECH_LEVEL = 300
+
+
+def speech_end(audio: np.ndarray) -> int:
+    loud = np.flatnonzero(np.abs(audio.astype(np.int32)) > SPEECH_LEVEL)
+    return int(loud[-1]) + 1 if loud.size else 0
 
 
 def feed(step: AsrStep, msgs: list[UtteranceAudio], idle: bool = True) -> list[Transcript]:
@@ -100,7 +111,7 @@ def test_long_utterance_gives_partials_as_it_grows_then_one_final(real_step):
     out = feed(fresh(real_step, partial_every_s=1.0, partial_after_s=2.0), pieces(audio))
     partials, finals = [t for t in out if not t.final], [t for t in out if t.final]
     assert len(finals) == 1 and out[-1] is finals[0]
-    assert len(partials) >= 3
+    assert len(partials) >= 2
     lengths = [t.audio_s for t in partials]
     assert lengths == sorted(lengths) and lengths[0] >= 2.0
     assert all(np.diff(lengths) >= 1.0 - 1e-6)
@@ -169,24 +180,29 @@ def test_an_utterance_whose_final_piece_never_comes_is_closed_by_the_next_or_whe
     assert topic == "speech.transcript" and stale.final and "within 5 s" in stale.error
 
 
-def test_partials_follow_the_audio_length_and_not_for_short_utterances():
+def test_partials_come_at_pauses_or_after_three_periods_without_one_and_not_in_short_utterances():
     fake = FakeTranscriber()
     step = AsrStep(fake, "fake", StepSettings(partial_every_s=1.0, partial_after_s=3.0))
     assert [t.final for t in feed(step, pieces(loud(2.5)))] == [True]  # shorter than partial_after_s
-    out = feed(step, pieces(loud(4.5), uid=UID + 10**10))
-    assert [t.audio_s for t in out] == [3.0, 4.0, 4.5] and [t.final for t in out] == [False, False, True]
+    out = feed(step, pieces(loud(9.5), uid=UID + 10**10))  # no pause: 3 periods after partial_after_s, and again
+    assert [t.audio_s for t in out] == [6.0, 9.0, 9.5] and [t.final for t in out] == [False, False, True]
     assert all(t.utterance_id == UID + 10**10 and t.t_end == UID + 10**10 + round(t.audio_s * 1e9) for t in out)
+
+    pause = np.zeros(AUDIO_RATE // 2, np.int16)  # pauses end the pieces at 3.0 and 4.5 s
+    talk = np.concatenate([loud(2.5), pause, loud(1.0), pause, loud(1.5)])
+    out = feed(step, pieces(talk, uid=UID + 2 * 10**10))
+    assert [t.audio_s for t in out] == [3.0, 4.5, 6.0] and [t.final for t in out] == [False, False, True]
 
 
 def test_a_decode_made_once_speech_had_stopped_becomes_the_final_when_only_silence_follows():
     fake = FakeTranscriber()
     step = AsrStep(fake, "fake", StepSettings(partial_after_s=60.0))
-    silence = np.zeros(int(0.6 * AUDIO_RATE), np.int16)
-    out = feed(step, pieces(np.concatenate([loud(2.0), silence])))  # pieces end at 0.5 ... 2.5, then 2.6 final
-    assert fake.calls == [int(2.5 * AUDIO_RATE)] and step.reused_speculations == 1
+    silence = np.zeros(int(1.1 * AUDIO_RATE), np.int16)
+    out = feed(step, pieces(np.concatenate([loud(2.0), silence])))  # pieces end at 0.5 ... 3.0, then 3.1 final
+    assert fake.calls == [int(2.5 * AUDIO_RATE)] and step.reused_speculations == 1  # more silence: no new decode
     [final] = out
-    assert final.final and final.valid and final.audio_s == 2.6 and final.text == "w0 w1"
-    assert final.t_end == UID + round(2.6e9)
+    assert final.final and final.valid and final.audio_s == 3.1 and final.text == "w0 w1"
+    assert final.t_end == UID + round(3.1e9)
 
     resumed = np.concatenate([loud(2.0), silence[:AUDIO_RATE // 2], loud(0.5)])  # speech again after the pause
     [final] = feed(step, pieces(resumed, uid=UID + 10**10))
@@ -194,11 +210,12 @@ def test_a_decode_made_once_speech_had_stopped_becomes_the_final_when_only_silen
     assert final.audio_s == 3.0 and final.text == "w0 w1 w2"
 
 
-def test_without_idle_time_every_final_is_decoded_whole():
+def test_without_the_vads_speech_end_or_idle_time_every_final_is_decoded_whole():
     fake = FakeTranscriber()
     step = AsrStep(fake, "fake")
     feed(step, pieces(np.concatenate([loud(2.0), np.zeros(AUDIO_RATE, np.int16)])), idle=False)
-    assert fake.calls == [3 * AUDIO_RATE] and step.reused_speculations == 0
+    feed(step, pieces(np.concatenate([loud(2.0), np.zeros(AUDIO_RATE, np.int16)]), uid=UID + 1, vad=False))
+    assert fake.calls == [3 * AUDIO_RATE] * 2 and step.reused_speculations == 0
 
 
 # ---------------------------------------------------------------- models and their errors

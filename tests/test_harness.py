@@ -97,3 +97,19 @@ def test_tools_are_one_package_run_with_python_m_and_never_edit_sys_path():
     out = subprocess.run([sys.executable, "-m", "tools.soak", "--help"], cwd=ROOT, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0 and "--minutes" in out.stdout, out.stderr
+
+
+def test_a_baseline_revision_is_imported_from_its_own_checkout_and_removed_after():
+    from moodwire.tools.harness.baseline import BaselineError, baseline, describe
+
+    with baseline("HEAD") as other:
+        done = subprocess.run([sys.executable, "-c", "import moodwire.pipeline.core.audio as a; print(a.__file__)"],
+                              env=other.env, cwd=other.cwd, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert Path(done.stdout.strip()).is_relative_to(other.cwd)  # not this working tree's copy
+        tree = other.cwd
+    assert not tree.exists()
+    assert describe("HEAD").split()[0] and len(describe("HEAD").split()[0]) >= 7
+    with pytest.raises(BaselineError, match="a revision it has"):
+        with baseline("no-such-revision-here"):
+            pass

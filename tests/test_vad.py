@@ -11,6 +11,7 @@ import pytest
 
 from moodwire.engines import registry
 from moodwire.engines.registry import ChecksumMismatch, ModelError, ModelMissing
+from moodwire.pipeline.core.audio import PAUSE_S
 from moodwire.pipeline.core.config import Config, VadConfig
 from moodwire.pipeline.core.messages import AudioChunk, Message, SpeechEvent, UtteranceAudio
 from moodwire.pipeline.core.node import BadInput
@@ -196,8 +197,15 @@ def test_pieces_reassemble_to_exactly_the_utterance_audio(detected, script):
     piece = int(Config().vad.piece_s * 16000)
     for u in utterances:
         start, end = u.span
-        assert [p.offset for p in u.pieces] == list(range(0, piece * len(u.pieces), piece))
-        assert all(p.samples.size == piece for p in u.pieces[:-1]) and 0 < u.pieces[-1].samples.size <= piece
+        sizes = [p.samples.size for p in u.pieces]
+        assert [p.offset for p in u.pieces] == [0, *np.cumsum(sizes)[:-1]]
+        assert all(0 < size <= piece for size in sizes)
+        shorter = [p for p in u.pieces[:-1] if p.samples.size < piece]  # sent at once at a pause
+        assert all(p.offset + p.samples.size - p.speech_end >= PAUSE_S * 16000 - 1 for p in shorter)
+        assert shorter, "the pause before the end sends what was heard at once"
+        ends = [p.speech_end for p in u.pieces]
+        assert ends == sorted(ends) and all(0 < p.speech_end <= p.offset + p.samples.size for p in u.pieces)
+        assert ends[-1] == round((u.end.t_speech_end - u.start.t_start) / NS)
         assert [p.final for p in u.pieces] == [False] * (len(u.pieces) - 1) + [True]
         assert all(p.t_capture == u.start.t_start + p.offset * NS and p.sample_rate == 16000 for p in u.pieces)
         joined = np.concatenate([p.samples for p in u.pieces])

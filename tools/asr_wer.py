@@ -41,6 +41,7 @@ from typing import Any
 
 from moodwire.pipeline.core.messages import AudioChunk, FaceTracks, SpeechEvent, Transcript, VoiceAffect
 
+from .harness.baseline import Baseline
 from .harness.launch import PipelineRun, log_tail
 from .harness.machine import announce, shown_path
 from .harness.stats import summary
@@ -118,14 +119,15 @@ class Collected:
 
 
 def run_pipeline(media: Path, sets: list[str], duration_s: float, topics: tuple[str, ...] = (),
-                 transcripts: bool = True, grace_s: float = 60.0) -> Collected:
+                 transcripts: bool = True, grace_s: float = 60.0, other: Baseline | None = None) -> Collected:
     """``moodwire run --source media`` until the media has played and every utterance has ended and,
     with ``transcripts``, has its final transcript (or ``duration_s + grace_s`` passes); then
-    SIGINT, as a user's Ctrl-C."""
+    SIGINT, as a user's Ctrl-C. ``other``: run another revision's code (tools/harness/baseline.py)."""
     got = Collected()
     run = PipelineRun.start(["--source", str(media), "--set", "manager.drain_s=60",
                              *[a for s in sets for a in ("--set", s)]],
-                            subscribe=["speech.vad", "speech.transcript", "audio.chunk", *topics])
+                            subscribe=["speech.vad", "speech.transcript", "audio.chunk", *topics],
+                            env=other.env if other else None, cwd=other.cwd if other else None)
     finished_at: list[float] = []
 
     def done() -> bool:  # a moment for stragglers once everything is in

@@ -6,13 +6,17 @@ so that it never stands in front of a final transcript:
 * The final piece is decoded at once, in ``process``.
 * Everything else is decoded in ``idle``, which the node loop calls only when no input is
   waiting, so never while a final piece is already queued.
-* A partial transcript (``final=False``) comes about every ``partial_every_s`` of audio once the
-  utterance is longer than ``partial_after_s``.
-* Speculative final: when the audio received so far ends in silence (the speaker has stopped and
-  the VAD is counting its hangover), it is decoded in ``idle`` straight away. If the final piece
-  then adds only silence, that decode IS the final transcript, published the moment the final
-  piece arrives; the VAD's hangover is spent decoding instead of waiting. Silence = every 20 ms
-  frame below ``SILENCE_RATIO`` of the utterance's speech level (its 90th-percentile frame RMS).
+* Speculative final: when the audio received so far ends in a pause of ``PAUSE_S`` (by the VAD's
+  ``speech_end``: the speaker may have stopped and the VAD is counting its hangover), it is decoded
+  in ``idle`` straight away. If the speech has not gone on by the final piece, that decode IS the
+  final transcript, published the moment the final piece arrives; the VAD's hangover is spent
+  decoding instead of waiting.
+* A partial transcript (``final=False``) comes once the utterance is longer than
+  ``partial_after_s``, at the first pause after ``partial_every_s`` of new audio (the speculative
+  decode serves as the partial), or after ``NO_PAUSE_FACTOR`` times that without a pause (counted
+  from the last partial, or from ``partial_after_s``). Partials wait for pauses
+  because a decode cannot be stopped: one begun mid-word just before the speaker stops would
+  stand in front of the final.
 
 Faults do not stop the node: a gap between pieces is filled with silence (word times stay
 right) and named in ``Transcript.error`` with ``valid`` kept True, as the words are usable; a
@@ -29,7 +33,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 
-from moodwire.pipeline.core.audio import AUDIO_RATE, frame_rms
+from moodwire.pipeline.core.audio import AUDIO_RATE, PAUSE_S
 from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.config import AsrConfig, Config
 from moodwire.pipeline.core.messages import Message, Transcript, UtteranceAudio, Word
@@ -39,10 +43,8 @@ if TYPE_CHECKING:
     from moodwire.pipeline.asr.transcriber import Transcription
 
 TOPIC_OUT = "speech.transcript"
-FRAME_S = 0.02  # frames for levels
-SILENCE_RATIO = 0.1  # a frame below this share of the speech level is silence (-20 dB)
-SPECULATE_TAIL_S = 0.1  # trailing silence that starts a speculative final decode
 SPECULATE_MIN_S = 0.5  # shorter audio is not worth a speculative decode
+NO_PAUSE_FACTOR = 3  # without a pause, a partial after this many partial periods of new audio
 
 
 class Transcribes(Protocol):
@@ -63,9 +65,10 @@ class StepSettings:
 
 @dataclass
 class _Decoded:
-    """A decode of the first ``length`` samples: its result, or why it failed."""
+    """A decode of the first ``length`` samples (speech up to ``speech_end``): its result, or why it failed."""
 
     length: int
+    speech_end: int
     result: Transcription | None = None
     error: str = ""
 
@@ -83,6 +86,7 @@ class _Utterance:
     valid: bool = True
     notes: list[str] = field(default_factory=list)
     partial_at: int = 0  # length at the last partial
+    speech_end: int = -1  # from the VAD, counted from ``base`` like ``length``; -1: not known (all speech)
     speculation: _Decoded | None = None
     last_arrival: int = 0
 
@@ -99,6 +103,7 @@ class _Utterance:
             samples = samples[repeated:]
         self._append(samples)
         self.valid = self.valid and msg.valid
+        self.speech_end = msg.speech_end - self.base if msg.speech_end >= 0 else -1
 
     def _append(self, samples: np.ndarray) -> None:
         if samples.size:
@@ -117,26 +122,10 @@ class _Utterance:
         """Capture time of a sample index counted from ``base``."""
         return self.t_start + round((self.base + sample) * 1e9 / self.sample_rate)
 
-    def silent_after(self, start: int) -> bool:
-        """Whether every frame from sample ``start`` on is silence (nothing after it counts as silent)."""
-        audio = self.audio()
-        threshold = SILENCE_RATIO * _speech_level(frame_rms(audio, self._frame()))
-        return threshold > 0 and bool((frame_rms(audio[start:], self._frame()) < threshold).all())
-
-    def trailing_silence_s(self) -> float:
-        levels = frame_rms(self.audio(), self._frame())
-        loud = np.flatnonzero(levels >= SILENCE_RATIO * _speech_level(levels))
-        if loud.size == 0:
-            return 0.0  # no speech at all: nothing has ended
-        return (levels.size - 1 - loud[-1]) * FRAME_S
-
-    def _frame(self) -> int:
-        return int(FRAME_S * self.sample_rate)
-
-
-def _speech_level(levels: np.ndarray) -> float:
-    """The utterance's speech level: the 90th percentile of its frame levels."""
-    return float(np.percentile(levels, 90)) if levels.size else 0.0
+    def in_pause(self) -> bool:
+        """Whether the audio so far ends in a pause of PAUSE_S, by the VAD's ``speech_end`` (not known: no). The
+        VAD sends a pause's audio but its last sample, kept for the final piece: one sample short counts."""
+        return self.speech_end >= 0 and self.length + 1 - self.speech_end >= round(PAUSE_S * self.sample_rate)
 
 
 class AsrStep:
@@ -180,7 +169,8 @@ class AsrStep:
             return [(TOPIC_OUT, self._finish(u, f"final piece never arrived within {self.settings.stale_s:g} s"))
                     for u in stale]
         for u in self._open.values():
-            partial, speculate = self._partial_due(u), self._speculation_due(u)
+            speculate = self._speculation_due(u)
+            partial = self._partial_due(u, at_pause=u.in_pause())
             if not (partial or speculate):
                 continue
             decoded = self._decode(u)
@@ -192,15 +182,19 @@ class AsrStep:
             return ()
         return ()
 
-    def _partial_due(self, u: _Utterance) -> bool:
+    def _partial_due(self, u: _Utterance, at_pause: bool) -> bool:
         s = self.settings
-        return (u.length >= s.partial_after_s * u.sample_rate
-                and u.length - u.partial_at >= s.partial_every_s * u.sample_rate)
+        if u.length < s.partial_after_s * u.sample_rate:
+            return False
+        if at_pause:
+            return u.length - u.partial_at >= s.partial_every_s * u.sample_rate
+        since = max(u.partial_at, round(s.partial_after_s * u.sample_rate))  # the first: counted from partial_after_s
+        return u.length - since >= NO_PAUSE_FACTOR * s.partial_every_s * u.sample_rate
 
     def _speculation_due(self, u: _Utterance) -> bool:
-        return (u.length >= SPECULATE_MIN_S * u.sample_rate
-                and (u.speculation is None or u.speculation.length != u.length)
-                and u.trailing_silence_s() >= SPECULATE_TAIL_S)
+        """At a pause whose speech has not been decoded yet (more silence changes nothing)."""
+        return (u.length >= SPECULATE_MIN_S * u.sample_rate and u.in_pause()
+                and (u.speculation is None or u.speculation.speech_end != u.speech_end))
 
     def _finish(self, u: _Utterance, note: str = "") -> Transcript:
         del self._open[u.utterance_id]
@@ -208,7 +202,7 @@ class AsrStep:
         if note:
             u.notes.append(note)
         spec = u.speculation
-        if spec is not None and not spec.error and u.silent_after(spec.length):
+        if spec is not None and not spec.error and 0 <= u.speech_end <= spec.length:
             self.reused_speculations += 1
             return self._transcript(u, spec, final=True)
         return self._transcript(u, self._decode(u), final=True)
@@ -220,11 +214,11 @@ class AsrStep:
 
             audio = resample_linear(audio, u.sample_rate, AUDIO_RATE)
         if audio.size == 0:
-            return _Decoded(u.length, error="no audio arrived for this utterance")
+            return _Decoded(u.length, u.speech_end, error="no audio arrived for this utterance")
         try:
-            return _Decoded(u.length, self.transcriber.transcribe(audio))
+            return _Decoded(u.length, u.speech_end, self.transcriber.transcribe(audio))
         except Exception as exc:  # a bad decode must not take the node down
-            return _Decoded(u.length, error=f"decode failed: {type(exc).__name__}: {exc}")
+            return _Decoded(u.length, u.speech_end, error=f"decode failed: {type(exc).__name__}: {exc}")
 
     def _transcript(self, u: _Utterance, decoded: _Decoded, final: bool) -> Transcript:
         """The message for the audio up to now; ``decoded`` may cover less of it (a speculative
@@ -266,3 +260,4 @@ def build_asr_step(config: Config | None = None, progress: Callable[[str], None]
         step("warming up (one decode)")
         step(f"warm-up decode {transcriber.warm_up():.0f} ms")
     return AsrStep(transcriber, model.name, StepSettings.from_config(config.asr))
+

@@ -7,6 +7,10 @@ import numpy as np
 
 AUDIO_RATE = 16000
 AUDIO_CHUNK = 320  # 20 ms at 16 kHz, a frame size webrtcvad accepts
+# A pause in speech this long may be the end of the utterance: the VAD sends what it has heard at once and
+# ASR starts decoding it while the VAD's hangover (vad.hangover_s) decides whether the speaker goes on.
+# Three frames of either VAD (webrtcvad 30 ms, Silero 32 ms); shorter gaps come inside words.
+PAUSE_S = 0.09
 
 
 def resample_linear(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
@@ -20,8 +24,8 @@ def resample_linear(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 def frame_rms(samples: np.ndarray, frame: int) -> np.ndarray:
     """RMS of each whole ``frame``-sample frame of ``samples`` (a trailing partial frame is dropped),
-    in the samples' own units: the one loudness measure of the ASR's silence test, the speaker's voice
-    envelope and the two-face clip's speech carrier."""
+    in the samples' own units: the one loudness measure of the speaker's voice envelope and the two-face
+    clip's speech carrier."""
     x = np.asarray(samples).reshape(-1)
     count = x.size // frame
     frames = x[: count * frame].astype(np.float64).reshape(count, frame)

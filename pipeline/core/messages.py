@@ -138,6 +138,8 @@ class UtteranceAudio(Message):
     sample_rate: int
     samples: np.ndarray  # (n,) int16 mono
     final: bool = False
+    speech_end: int = -1  # index within the utterance just after the last audio judged speech, up to this
+    # piece's end (the rest is a pause); -1 = not said
 
 
 @dataclass(kw_only=True)

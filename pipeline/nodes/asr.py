@@ -13,7 +13,7 @@ from moodwire.pipeline.asr.step import build_asr_step
 from moodwire.pipeline.core.node import NodeContext, run_step
 from moodwire.pipeline.core.streams import PerStream
 
-POLL_S = 0.05  # idle() (where partials are decoded) runs after this long without input
+POLL_S = 0.01  # idle() (where speculative and partial decodes start) runs after this long without input
 
 
 def main(ctx: NodeContext) -> int:

@@ -73,6 +73,11 @@ class Segmenter:
         return self.state == OPEN
 
     @property
+    def speech_end(self) -> int:
+        """End of the last frame judged speech (of the open or last utterance)."""
+        return self._speech_end
+
+    @property
     def keep_from(self) -> int:
         """Earliest sample a future ``Opened`` may start at: the caller's audio buffer keeps from here."""
         if self.state == OPEN:

@@ -7,6 +7,10 @@ clock is followed chunk by chunk. Lost chunks or a jump in capture time break th
 open utterance ends there (reason ``stream_end``). So does silence on the bus for ``stall_s``
 (the source ended), found in ``idle``. The final piece of an utterance is published before its
 ``end`` event, so a consumer that sees ``end`` already has all its audio.
+
+Pieces are ``piece_samples`` long, except at a pause of ``PAUSE_S`` within an open utterance: then
+everything classified (but one sample, kept for the final piece) goes out at once, so ASR can decode
+it while the hangover runs. Each piece says where the speech heard so far ends (``speech_end``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from moodwire.pipeline.core.audio import PAUSE_S
 from moodwire.pipeline.core.clock import now_ns
 from moodwire.pipeline.core.config import Config
 from moodwire.pipeline.core.flow import END
@@ -47,6 +52,7 @@ class _Utterance:
     start: int  # stream position of its first sample
     emitted: int  # audio published up to here
     valid: bool
+    flushed_for: int = -1  # the speech end whose pause has been flushed
 
 
 class VadStep:
@@ -61,6 +67,7 @@ class VadStep:
         self.classifier = classifier
         self.segmenter = Segmenter(settings)
         self.piece_samples = piece_samples
+        self.pause_samples = round(PAUSE_S * SAMPLE_RATE)
         self.stall_s, self.max_jitter_s = stall_s, max_jitter_s
         self.stall_ns = int(stall_s * 1e9)
         self.max_jitter_ns = int(max_jitter_s * 1e9)
@@ -154,22 +161,33 @@ class VadStep:
         return out
 
     def _pieces(self, final_at: int | None) -> list[Output]:
-        """Whole pieces of the open utterance up to what is classified; with ``final_at``, everything up
-        to there, the last piece final. One sample at least is always held back for the final piece."""
+        """Whole pieces of the open utterance up to what is classified; at a new pause, all of it but one
+        sample; with ``final_at``, everything up to there, the last piece final. One sample at least is
+        always held back for the final piece."""
         u = self._utterance
         if u is None:
             return []
         limit = final_at if final_at is not None else self.segmenter.position
+        send_to = limit if final_at is not None else (limit - 1 if self._new_pause(u) else u.emitted)
         out: list[Output] = []
-        while limit - u.emitted > self.piece_samples or (final_at is not None and u.emitted < limit):
-            stop = min(u.emitted + self.piece_samples, limit)
+        while limit - u.emitted > self.piece_samples or u.emitted < send_to:
+            stop = min(u.emitted + self.piece_samples, send_to if send_to > u.emitted else limit)
             final = final_at is not None and stop == limit
             out.append(("speech.audio", UtteranceAudio(
                 utterance_id=u.uid, t_start=u.uid, offset=u.emitted - u.start, sample_rate=SAMPLE_RATE,
                 samples=self._slice(u.emitted, stop).copy(), final=final,
+                speech_end=min(self.segmenter.speech_end, stop) - u.start,
                 t_capture=self._time_of(u.emitted), valid=u.valid)))
             u.emitted = stop
         return out
+
+    def _new_pause(self, u: _Utterance) -> bool:
+        """Whether the speech of the open utterance has just been followed by PAUSE_S of non-speech."""
+        speech_end = self.segmenter.speech_end
+        if u.flushed_for == speech_end or self.segmenter.position - speech_end < self.pause_samples:
+            return False
+        u.flushed_for = speech_end
+        return True
 
     def _slice(self, begin: int, end: int) -> np.ndarray:
         return self._audio[begin - self._audio_from:end - self._audio_from]
