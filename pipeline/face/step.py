@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moodwire.engines.engine import Stopwatch
-from moodwire.pipeline.core.config import Config
+from moodwire.engines.engine import Engine, Stopwatch
+from moodwire.pipeline.core.config import Config, ConfigError
 from moodwire.pipeline.core.messages import FaceTrack, FaceTracks, HeadPose, Message, VideoFrame
 from moodwire.pipeline.core.node import Outputs
 from moodwire.pipeline.face.affect_rule import RULE_NAME, valence_arousal
 from moodwire.pipeline.face.alignment import face_box, landmarks_to_pixels
-from moodwire.pipeline.face.expression import ExpressionModel, FaceModel, FaceScore, FaceScores, HSEmotionModel
+from moodwire.pipeline.face.expression import (EnsembleModel, ExpressionModel, FaceApiExpressionModel, FaceModel,
+                                               FaceScore, FaceScores, HSEmotionModel)
 from moodwire.pipeline.face.head_pose import head_pose_degrees
 from moodwire.pipeline.face.landmarker import Landmarker, RawFace
 from moodwire.pipeline.face.tracking import FaceTracker, TrackerSettings
@@ -164,18 +165,31 @@ def build_face_step(config: Config | None = None) -> FaceStep:
 
 
 def load_face_model(config: Config) -> FaceModel:
-    """The packaged expression model, or the profile ``face.profile`` names (ModelMissing with the fetch
-    command when it is not fetched); its engine warmed up."""
+    """The packaged expression model ``face.model`` names (or both, averaged), or the profile ``face.profile``
+    names (ModelMissing with the fetch or export command when it is missing); its engines warmed up."""
     from moodwire.engines.loader import exported, load_engine
     from moodwire.engines.profiles import fetched_file, get_profile
 
-    if config.face.profile:
-        profile = get_profile(config.face.profile, "face")
-        engine = load_engine(fetched_file(profile), config.face.engine, config.face.threads)
-        model: FaceModel = HSEmotionModel(engine, profile.name, profile.every_nth)
-    else:
-        engine = load_engine(exported("face-expression", config.models.face_expression),
-                             config.face.engine, config.face.threads)
-        model = ExpressionModel(engine)
-    engine.warm_up()
+    face = config.face
+    if face.profile and face.model != "mini-xception":
+        raise ConfigError(f"face.profile = {face.profile!r} and face.model = {face.model!r} both choose the face "
+                          "model; set face.profile = \"\" to use face.model, or leave face.model at mini-xception")
+    if face.profile:
+        profile = get_profile(face.profile, "face")
+        engine = load_engine(fetched_file(profile), face.engine, face.threads)
+        engine.warm_up()
+        return HSEmotionModel(engine, profile.name, profile.every_nth)
+
+    def packaged(slot: str, override: str = "") -> Engine:
+        engine = load_engine(exported(slot, override), face.engine, face.threads)
+        engine.warm_up()
+        return engine
+
+    mini_xception = ExpressionModel(packaged("face-expression", config.models.face_expression)) \
+        if face.model != "faceapi-expression" else None
+    faceapi = FaceApiExpressionModel(packaged("face-expression-faceapi")) if face.model != "mini-xception" else None
+    if mini_xception and faceapi:
+        return EnsembleModel([mini_xception, faceapi])
+    model = mini_xception or faceapi
+    assert model is not None
     return model
