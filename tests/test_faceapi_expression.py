@@ -137,6 +137,7 @@ def test_the_ensemble_is_the_linear_mean_of_its_members():
 
 def test_face_model_chooses_each_packaged_model_or_both(exported_models):
     from moodwire.pipeline.face.step import load_face_model
+    from moodwire.pipeline.runtime.prepare import needed_exports
 
     names = {}
     for choice in ("mini-xception", "faceapi-expression", "ensemble"):
@@ -146,9 +147,12 @@ def test_face_model_chooses_each_packaged_model_or_both(exported_models):
     assert names == {"mini-xception": "fer-mini-xception", "faceapi-expression": "faceapi-expression",
                      "ensemble": "ensemble(fer-mini-xception+faceapi-expression)"}
     config = Config()
-    config.face.model, config.face.profile = "ensemble", "hsemotion-enet-b0-8-va-mtl"
-    with pytest.raises(ConfigError, match="both choose the face model"):
-        load_face_model(config)
+    config.face.model = "ensemble"
+    assert needed_exports(config)[:2] == ["face-expression", "face-expression-faceapi"]  # run exports both first
+    config.face.profile = "hsemotion-enet-b0-8-va-mtl"
+    for refuses in (load_face_model, needed_exports):
+        with pytest.raises(ConfigError, match="both choose the face model"):
+            refuses(config)
 
 
 def test_eval_face_prints_its_table_for_labelled_folders_and_csv(reference_clips, tmp_path, session_cache):

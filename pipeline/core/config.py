@@ -172,6 +172,17 @@ class FaceConfig:
     stream_threads: int = number(0, 0, 64, "several streams: landmark this many streams' frames at once, in "
                                            "threads (mediapipe releases the GIL); 0 = one per CPU core")
 
+    def expression_exports(self) -> tuple[str, ...]:
+        """The exported packaged models (``moodwire export`` names) face.model loads; none with a profile,
+        which cannot be combined with another face.model."""
+        if self.profile and self.model != "mini-xception":
+            raise ConfigError(f"face.profile = {self.profile!r} and face.model = {self.model!r} both choose the face "
+                              "model; set face.profile = \"\" to use face.model, or leave face.model at mini-xception")
+        if self.profile:
+            return ()
+        return {"mini-xception": ("face-expression",), "faceapi-expression": ("face-expression-faceapi",),
+                "ensemble": ("face-expression", "face-expression-faceapi")}[self.model]
+
 
 @dataclass
 class VadConfig:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from moodwire.engines.engine import Engine, Stopwatch
-from moodwire.pipeline.core.config import Config, ConfigError
+from moodwire.pipeline.core.config import Config
 from moodwire.pipeline.core.messages import FaceTrack, FaceTracks, HeadPose, Message, VideoFrame
 from moodwire.pipeline.core.node import Outputs
 from moodwire.pipeline.face.affect_rule import RULE_NAME, valence_arousal
@@ -171,10 +171,8 @@ def load_face_model(config: Config) -> FaceModel:
     from moodwire.engines.profiles import fetched_file, get_profile
 
     face = config.face
-    if face.profile and face.model != "mini-xception":
-        raise ConfigError(f"face.profile = {face.profile!r} and face.model = {face.model!r} both choose the face "
-                          "model; set face.profile = \"\" to use face.model, or leave face.model at mini-xception")
-    if face.profile:
+    slots = face.expression_exports()
+    if not slots:
         profile = get_profile(face.profile, "face")
         engine = load_engine(fetched_file(profile), face.engine, face.threads)
         engine.warm_up()
@@ -185,11 +183,9 @@ def load_face_model(config: Config) -> FaceModel:
         engine.warm_up()
         return engine
 
-    mini_xception = ExpressionModel(packaged("face-expression", config.models.face_expression)) \
-        if face.model != "faceapi-expression" else None
-    faceapi = FaceApiExpressionModel(packaged("face-expression-faceapi")) if face.model != "mini-xception" else None
-    if mini_xception and faceapi:
-        return EnsembleModel([mini_xception, faceapi])
-    model = mini_xception or faceapi
-    assert model is not None
-    return model
+    members: list[FaceModel] = []
+    if "face-expression" in slots:
+        members.append(ExpressionModel(packaged("face-expression", config.models.face_expression)))
+    if "face-expression-faceapi" in slots:
+        members.append(FaceApiExpressionModel(packaged("face-expression-faceapi")))
+    return EnsembleModel(members) if len(members) > 1 else members[0]

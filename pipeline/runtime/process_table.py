@@ -41,7 +41,7 @@ PROCESS_TABLE: tuple[NodeSpec, ...] = (
     NodeSpec("audio_source", "moodwire.pipeline.nodes.audio_source", (), ("audio.chunk",),
              lambda c: c.sources.audio != "none", is_source=True),
     NodeSpec("face", "moodwire.pipeline.nodes.face", ("video.frame",), ("face.tracks",),
-             lambda c: c.nodes.face and c.sources.video != "none", exports=lambda c: () if c.face.profile else ("face-expression",)),
+             lambda c: c.nodes.face and c.sources.video != "none", exports=lambda c: c.face.expression_exports()),
     NodeSpec("vad", "moodwire.pipeline.nodes.vad", ("audio.chunk",), ("speech.vad", "speech.audio"),
              lambda c: c.nodes.vad and c.sources.audio != "none"),
     NodeSpec("asr", "moodwire.pipeline.nodes.asr", ("speech.audio",), ("speech.transcript",),
