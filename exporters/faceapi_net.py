@@ -110,11 +110,11 @@ def load_faceapi_expression(weights_bin: Path, manifest: Path) -> FaceExpression
     w = read_tfjs_weights(Path(manifest), Path(weights_bin).parent)
     model = FaceExpressionNet()
     state: dict[str, np.ndarray] = {}
-    for i, block in enumerate(model.dense):
+    for i in range(len(CHANNELS)):
         prefix = f"dense{i}"
         if i == 0:
-            state[f"dense.0.conv0.conv.weight"] = w[f"{prefix}/conv0/filters"].transpose(3, 2, 0, 1)
-            state[f"dense.0.conv0.conv.bias"] = w[f"{prefix}/conv0/bias"]
+            state["dense.0.conv0.conv.weight"] = w[f"{prefix}/conv0/filters"].transpose(3, 2, 0, 1)
+            state["dense.0.conv0.conv.bias"] = w[f"{prefix}/conv0/bias"]
         for j in range(0 if i else 1, 4):
             name = f"dense.{i}.conv{j}"
             state[f"{name}.depthwise.weight"] = w[f"{prefix}/conv{j}/depthwise_filter"].transpose(2, 3, 0, 1)

@@ -51,6 +51,7 @@ QUICK_COUNT = 2
 ASR_TAIL_S = 1.5  # after each sentence's speech, still ASR's working window
 TARGET_P50_MS, TARGET_FPS = 1000.0, 25.0
 BASE_SETS = ["nodes.voice=false", "nodes.text=false", "nodes.fusion=false"]
+FIGURES = ("speech_end_to_final_ms", "vad_end_to_final_ms", "speech_end_to_vad_end_ms", "decode_ms")
 
 
 # ---------------------------------------------------------------- figures
@@ -68,12 +69,13 @@ def latencies(got: Collected) -> dict[str, Any]:
                      "vad_end_to_final_ms": (final.t_publish - end.t_publish) / 1e6,
                      "speech_end_to_vad_end_ms": (end.t_publish - end.t_speech_end) / 1e6,
                      "text": final.text})
-    return {"utterances": len(got.ends()), "finals": len(rows),
-            "partials": len(got.partials),
-            "speech_end_to_final_ms": summary([r["speech_end_to_final_ms"] for r in rows], 1),
-            "vad_end_to_final_ms": summary([r["vad_end_to_final_ms"] for r in rows], 1),
-            "speech_end_to_vad_end_ms": summary([r["speech_end_to_vad_end_ms"] for r in rows], 1),
-            "decode_ms": summary([r["decode_ms"] for r in rows], 1), "rows": rows}
+    return {"utterances": len(got.ends()), "finals": len(rows), "partials": len(got.partials), **figures(rows),
+            "rows": rows}
+
+
+def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """p50, p90, ... of each per-utterance figure over ``rows``."""
+    return {key: summary([r[key] for r in rows], 1) for key in FIGURES}
 
 
 def video_rate(got: Collected, spans: list) -> dict[str, Any]:
@@ -161,9 +163,7 @@ def pooled(label: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     rows = [row for r in runs for row in r["rows"]]
     return {"label": label, "sets": runs[0]["sets"], "passes": len(runs), "finals": len(rows),
             "utterances": sum(r["utterances"] for r in runs), "partials": sum(r["partials"] for r in runs),
-            "speech_end_to_final_ms": summary([r["speech_end_to_final_ms"] for r in rows], 1),
-            "vad_end_to_final_ms": summary([r["vad_end_to_final_ms"] for r in rows], 1),
-            "decode_ms": summary([r["decode_ms"] for r in rows], 1), "rows": rows}
+            **figures(rows), "rows": rows}
 
 
 def side_by_side(rev: str, media: Path, sets: list[str], duration: float, spans: list,

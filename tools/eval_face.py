@@ -154,7 +154,7 @@ def largest_face(image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[st
         return None
     h, w = image_bgr.shape[:2]
     pixels = [landmarks_to_pixels(f.landmarks, w, h) for f in faces]
-    areas = [np.prod(face_box(p)[2:] - face_box(p)[:2]) for p in pixels]
+    areas = [np.prod(box[2:] - box[:2]) for box in map(face_box, pixels)]
     best = int(np.argmax(areas))
     return pixels[best], faces[best].blendshapes, names
 

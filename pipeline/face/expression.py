@@ -1,6 +1,6 @@
 """The face's expression model, run batched over all faces of a frame, or of several frames, through an engine.
 
-Four models fill the one interface (``score``): the packaged mini-Xception (FER2013, 7 classes, grey
+Four models fill the one interface (``score_frames``): the packaged mini-Xception (FER2013, 7 classes, grey
 64x64 crops framed like FER2013's, valence/arousal then come from the circumplex rule), the packaged
 face-api.js FaceExpressionNet (7 classes, RGB faces framed as face-api.js frames them), their ensemble,
 and the HSEmotion profile (AffectNet, 8 classes folded onto the 7, valence/arousal from its trained head).
@@ -90,9 +90,6 @@ class ExpressionModel:
         (probs,) = self.engine.run({"crops": preprocess(crops)})
         return np.asarray(probs, dtype=np.float32)
 
-    def score(self, image_bgr: np.ndarray, landmarks_px: list[np.ndarray]) -> FaceScores:
-        return self.score_frames([(image_bgr, landmarks_px)])[0]
-
     def score_frames(self, frames: list[Faces]) -> list[FaceScores]:
         """The faces of several frames (of one stream or several): one engine call for all of them."""
         import cv2
@@ -123,9 +120,6 @@ class HSEmotionModel:
         """RGB face images -> (N, 8) AffectNet probabilities and (N, 2) valence, arousal; one engine call."""
         (scores,) = self.engine.run({hsemotion_spec.INPUT_NAME: hsemotion_spec.preprocess(faces_rgb)})
         return hsemotion_spec.postprocess(scores)
-
-    def score(self, image_bgr: np.ndarray, landmarks_px: list[np.ndarray]) -> FaceScores:
-        return self.score_frames([(image_bgr, landmarks_px)])[0]
 
     def score_frames(self, frames: list[Faces]) -> list[FaceScores]:
         """The faces of several frames (of one stream or several): one engine call for all of them."""
@@ -164,9 +158,6 @@ class FaceApiExpressionModel:
         (probs,) = self.engine.run({faceapi_expression_spec.INPUT_NAME: faceapi_expression_spec.preprocess(faces_rgb)})
         return np.asarray(probs, dtype=np.float32)
 
-    def score(self, image_bgr: np.ndarray, landmarks_px: list[np.ndarray]) -> FaceScores:
-        return self.score_frames([(image_bgr, landmarks_px)])[0]
-
     def score_frames(self, frames: list[Faces]) -> list[FaceScores]:
         """The faces of several frames (of one stream or several): one engine call for all of them."""
         import cv2
@@ -196,9 +187,6 @@ class EnsembleModel:
         self.name = "ensemble(" + "+".join(m.name for m in members) + ")"
         self.engine = members[0].engine
         self.labels = list(LABELS)
-
-    def score(self, image_bgr: np.ndarray, landmarks_px: list[np.ndarray]) -> FaceScores:
-        return self.score_frames([(image_bgr, landmarks_px)])[0]
 
     def score_frames(self, frames: list[Faces]) -> list[FaceScores]:
         per_member = [m.score_frames(frames) for m in self.members]

@@ -168,10 +168,10 @@ class VadStep:
         if u is None:
             return []
         limit = final_at if final_at is not None else self.segmenter.position
-        send_to = limit if final_at is not None else (limit - 1 if self._new_pause(u) else u.emitted)
+        flush_to = limit if final_at is not None else limit - 1 if self._new_pause(u) else None
         out: list[Output] = []
-        while limit - u.emitted > self.piece_samples or u.emitted < send_to:
-            stop = min(u.emitted + self.piece_samples, send_to if send_to > u.emitted else limit)
+        while limit - u.emitted > self.piece_samples or (flush_to is not None and u.emitted < flush_to):
+            stop = min(u.emitted + self.piece_samples, limit if flush_to is None else flush_to)
             final = final_at is not None and stop == limit
             out.append(("speech.audio", UtteranceAudio(
                 utterance_id=u.uid, t_start=u.uid, offset=u.emitted - u.start, sample_rate=SAMPLE_RATE,
